@@ -1,0 +1,64 @@
+"""Entry point of one verifier worker process: `python -m openrs.rewards._worker FD HANDLER [INIT] [--pdeathsig]`.
+
+Reads `(task_id, payload)` from the socket FD, answers `(task_id, ok, value)`, until the socket closes. Started
+by `openrs.rewards.pool` as a fresh interpreter, so nothing of the trainer (CUDA, threads, `__main__`) is copied.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from openrs.rewards.pool import READY
+
+
+def resolve(path: str) -> Callable[..., Any]:
+    """`"module:function"` -> the function."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the thread that started it exits (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def serve(conn: Connection, handler: Callable[[Any], Any]) -> None:
+    conn.send(READY)
+    while True:
+        try:
+            task_id, payload = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        try:
+            reply = (task_id, True, handler(payload))
+        except Exception as exc:  # reported to the caller as a failed task
+            reply = (task_id, False, repr(exc))
+        try:
+            conn.send(reply)
+        except (OSError, ValueError):
+            return
+
+
+def main(argv: list[str]) -> None:
+    fd, handler, init = int(argv[0]), argv[1], (argv[2] if len(argv) > 2 and argv[2] != "-" else None)
+    if "--pdeathsig" in argv:
+        die_with_parent()
+    if init:
+        resolve(init)()
+    serve(Connection(fd), resolve(handler))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

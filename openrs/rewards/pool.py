@@ -1,0 +1,194 @@
+"""A process pool with a hard wall-clock limit per task (hand-written: nothing in the stack offers this).
+
+`concurrent.futures` and `multiprocessing.Pool` cannot stop a task stuck inside a C call (a sympy power tower
+holds the GIL, so no signal handler or thread ever runs). Here each worker is a fresh interpreter
+(`python -m openrs.rewards._worker`) on its own socket, running one task at a time; a worker that passes its
+deadline is killed (SIGKILL) and replaced, and its task reported as timed out. The caller only waits on sockets,
+so this works from any thread and under any launcher. Fresh interpreters (not fork/forkserver) mean no CUDA
+state or trainer threads are copied and the trainer's `__main__` is never re-imported.
+
+Workers die with their parent: an idle one sees its socket close; on Linux a busy one started from the main
+thread also gets PR_SET_PDEATHSIG. Live pools are closed at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+READY = "__ready__"  # a worker's first message
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `openrs` package
+
+
+@dataclass
+class Outcome:
+    """What became of one task: its value, or why there is none."""
+
+    value: Any = None
+    timed_out: bool = False
+    failed: bool = False  # the handler raised, or the worker died for another reason
+    seconds: float = 0.0
+
+
+class _Worker:
+    """One worker process and the parent's end of its socket."""
+
+    def __init__(self, handler: str, init: str | None) -> None:
+        parent, child = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
+        cmd = [sys.executable, "-m", "openrs.rewards._worker", str(child.fileno()), handler, init or "-"]
+        if threading.current_thread() is threading.main_thread():
+            cmd.append("--pdeathsig")  # only safe when the spawning thread lives as long as the process
+        self.proc = subprocess.Popen(
+            cmd, pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.ready = False
+        self.task: int | None = None
+        self.started = self.deadline = 0.0
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        except Exception:
+            pass
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+
+_LIVE_POOLS: weakref.WeakSet[KillablePool] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for pool in list(_LIVE_POOLS):
+        pool.close()
+
+
+class KillablePool:
+    """Run `handler(payload)` over payloads in `workers` processes, each task limited to `timeout_s` seconds.
+
+    `handler` and `init` are "module:function" paths importable in a fresh interpreter. Processes start on the
+    first `map` (a worker gets tasks only once it reports ready, so its start-up never counts against a task)
+    and stop at interpreter exit or on `close()`.
+    """
+
+    def __init__(
+        self, handler: str, workers: int, timeout_s: float, init: str | None = None, start_timeout_s: float = 300.0
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self.handler, self.init = handler, init
+        self.n_workers, self.timeout_s, self.start_timeout_s = workers, timeout_s, start_timeout_s
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self.replaced = 0  # workers killed or lost and replaced since creation
+
+    def _ensure_started(self) -> None:
+        if self._pid != os.getpid():  # a forked copy must not touch its parent's workers
+            self._workers, self._pid = [], os.getpid()
+        while len(self._workers) < self.n_workers:
+            self._workers.append(_Worker(self.handler, self.init))
+        _LIVE_POOLS.add(self)
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        self._workers[self._workers.index(worker)] = _Worker(self.handler, self.init)
+        self.replaced += 1
+
+    def map(self, payloads: Sequence[Any]) -> list[Outcome]:
+        """Run every payload; returns one `Outcome` per payload, in order."""
+        with self._lock:
+            self._ensure_started()
+            return self._run(payloads)
+
+    def _dispatch(self, pending: deque[int], payloads: Sequence[Any]) -> None:
+        for w in list(self._workers):
+            if not (w.ready and w.task is None and pending):
+                continue
+            i = pending.popleft()
+            try:
+                w.conn.send((i, payloads[i]))
+            except OSError:  # died while idle: the task goes to a fresh worker
+                pending.appendleft(i)
+                self._replace(w)
+                continue
+            w.task, w.started = i, time.monotonic()
+            w.deadline = w.started + self.timeout_s
+
+    def _run(self, payloads: Sequence[Any]) -> list[Outcome]:
+        results: list[Outcome | None] = [None] * len(payloads)
+        pending = deque(range(len(payloads)))
+        last_progress = time.monotonic()
+        while pending or any(w.task is not None for w in self._workers):
+            self._dispatch(pending, payloads)
+            busy = [w for w in self._workers if w.task is not None]
+            if not busy and time.monotonic() - last_progress > self.start_timeout_s:
+                raise RuntimeError(f"verifier workers did not start within {self.start_timeout_s:.0f} s")
+            next_deadline = min((w.deadline for w in busy), default=time.monotonic() + 1.0)
+            waiting = [w.conn for w in self._workers if w.task is not None or not w.ready]
+            ready = wait(waiting, timeout=max(0.0, next_deadline - time.monotonic()))
+            now = time.monotonic()
+            for w in list(self._workers):
+                if w.conn in ready:
+                    if self._receive(w, results, now):
+                        last_progress = now
+                elif w.task is not None and now >= w.deadline:
+                    results[w.task] = Outcome(timed_out=True, seconds=now - w.started)
+                    self._replace(w)
+        return [r if r is not None else Outcome(failed=True) for r in results]
+
+    def _receive(self, w: _Worker, results: list[Outcome | None], now: float) -> bool:
+        """Read one message from `w`; False when the worker turned out to be dead (and was replaced)."""
+        try:
+            msg = w.conn.recv()
+        except (EOFError, OSError):  # the worker died (out of memory, killed, failed to start)
+            if w.task is not None:
+                results[w.task] = Outcome(failed=True, seconds=now - w.started)
+            self._replace(w)
+            return False
+        if msg == READY:
+            w.ready = True
+            return True
+        task_id, ok, value = msg
+        results[task_id] = Outcome(value=value if ok else None, failed=not ok, seconds=now - w.started)
+        w.task = None
+        return True
+
+    def close(self) -> None:
+        """Stop every worker (idempotent); the next `map` starts fresh ones."""
+        if self._pid != os.getpid():
+            return
+        workers, self._workers = self._workers, []
+        for w in workers:
+            w.kill()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_workers=[], _lock=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
