@@ -1,0 +1,206 @@
+"""Typed schema of a run, registered with Hydra's ConfigStore.
+
+Every YAML file under ``conf/`` is validated against these dataclasses when Hydra composes the
+config, so a misspelt key (``optimizer.lrr=1``) or a value of the wrong type fails at composition,
+naming the key, before any model loads. Enum fields make OmegaConf list the valid choices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from openrs.rewards.config import RewardConfig
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class DType(str, Enum):
+    """Weight dtype of the policy model."""
+
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+    float32 = "float32"
+    auto = "auto"
+
+
+class DatasetSource(str, Enum):
+    """Where training problems come from."""
+
+    hub = "hub"  # datasets.load_dataset(path, name, split=...)
+    local = "local"  # a jsonl / json / parquet file on disk
+    arithmetic = "arithmetic"  # generated offline, deterministic by seed
+
+
+class VllmMode(str, Enum):
+    """How TRL talks to vLLM when ``use_vllm`` is on."""
+
+    server = "server"  # a separate `trl vllm-serve` process on its own GPU(s)
+    colocate = "colocate"  # vLLM inside each training rank, sharing its GPU
+
+
+@dataclass
+class TinyModelConfig:
+    """Random-init Qwen2 and a locally trained BPE tokenizer, for CPU runs and tests."""
+
+    hidden_size: int = 96
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    intermediate_size: int = 256
+    vocab_size: int = 512
+    init_seed: int = 0
+    cache_dir: str | None = None  # None: ~/.cache/openrs/tiny (or $OPENRS_CACHE/tiny)
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = MISSING
+    revision: str | None = None
+    dtype: DType = DType.bfloat16
+    attn_implementation: str | None = None
+    gradient_checkpointing: bool = True
+    trust_remote_code: bool = False
+    tiny: TinyModelConfig | None = None
+
+
+@dataclass
+class ArithmeticConfig:
+    num_problems: int = 512
+    max_operand: int = 20
+    operators: list[str] = field(default_factory=lambda: ["+", "-", "*"])
+    seed: int = 0
+
+
+@dataclass
+class DatasetConfig:
+    source: DatasetSource = DatasetSource.hub
+    path: str | None = None
+    name: str | None = None
+    split: str = "train"
+    problem_column: str = "problem"
+    solution_column: str = "solution"
+    system_prompt: str | None = None
+    max_prompt_length: int = 512
+    max_samples: int | None = None
+    shuffle_seed: int | None = None
+    arithmetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    bias: str = "none"
+
+
+@dataclass
+class PeftConfig:
+    enabled: bool = False
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class OptimizerConfig:
+    lr: float = MISSING
+    optim: str = "adamw_torch"
+    lr_scheduler_type: str = "cosine_with_min_lr"
+    min_lr_rate: float | None = 0.1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class HardwareConfig:
+    name: str = MISSING
+    gpu_type: str = "none"
+    num_gpus: int = 0
+    num_processes: int = 1
+    price_per_gpu_hour: float = 0.0
+    use_cpu: bool = False
+    bf16: bool = False
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    deepspeed: str | None = None
+    dataloader_num_workers: int = 0
+    use_vllm: bool = False
+    vllm_mode: VllmMode = VllmMode.server
+    vllm_gpus: int = 0
+    vllm_gpu_memory_utilization: float = 0.7
+    vllm_max_model_length: int | None = None
+    vllm_enforce_eager: bool = True
+    vllm_server_port: int = 8000
+
+
+@dataclass
+class GRPOSettings:
+    num_generations: int = 8
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_completion_length: int = MISSING
+    max_steps: int = -1
+    num_train_epochs: float = 1.0
+    beta: float = 0.04
+    epsilon: float = 0.2
+    loss_type: str = "grpo"
+    scale_rewards: str = "group"
+    num_iterations: int = 1
+    mask_truncated_completions: bool = False
+    save_steps: int = 50
+    save_total_limit: int | None = None
+    logging_steps: int = 1
+    log_completions: bool = False
+    generation_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    experiment: str = MISSING
+    lr: float = MISSING
+    max_len: int = MISSING
+    seed: int = 42
+    resume: str | None = None
+    system_prompts: dict[str, str] = field(default_factory=dict)
+    model: ModelConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    reward: RewardConfig = MISSING
+    peft: PeftConfig = MISSING
+    optimizer: OptimizerConfig = MISSING
+    hardware: HardwareConfig = MISSING
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)
+
+
+def register_configs() -> None:
+    """Store the schema; ``conf/config.yaml`` lists it first, so every group merged into it is validated."""
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+
+
+def to_run_config(cfg: DictConfig) -> RunConfig:
+    """Resolve interpolations and turn the composed DictConfig into typed dataclasses."""
+    obj = OmegaConf.to_object(cfg)
+    assert isinstance(obj, RunConfig), f"expected RunConfig, got {type(obj).__name__}"
+    return obj
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
+    """Compose the config as ``python -m openrs.train`` would, for tools and tests."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=overrides or [], return_hydra_config=False)

@@ -1,0 +1,137 @@
+"""Training problems as a ``datasets.Dataset`` with a chat ``prompt`` and a gold ``solution``.
+
+Three sources share one output shape: the hub (``datasets.load_dataset``), a local jsonl/json/parquet
+file, and arithmetic problems generated offline. Rewards read the ``solution`` column.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
+
+    from openrs.config import DatasetConfig
+
+log = logging.getLogger(__name__)
+
+LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as configured."""
+
+
+def generate_arithmetic(num_problems: int, max_operand: int, operators: list[str], seed: int) -> list[dict]:
+    """Problems like ``What is 7 * 12?`` with a boxed gold, deterministic by seed."""
+    allowed = {"+", "-", "*"}
+    bad = [op for op in operators if op not in allowed]
+    if bad or not operators:
+        raise DatasetError(f"dataset.arithmetic.operators: {bad or operators} not allowed; choose from {sorted(allowed)}")
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(num_problems):
+        a, b = rng.randint(0, max_operand), rng.randint(0, max_operand)
+        op = rng.choice(operators)
+        value = a + b if op == "+" else a - b if op == "-" else a * b
+        shown = "\\times" if op == "*" else op
+        rows.append(
+            {
+                "problem": f"What is ${a} {shown} {b}$?",
+                "solution": f"${a} {shown} {b} = {value}$, so the answer is $\\boxed{{{value}}}$.",
+                "answer": str(value),
+            }
+        )
+    return rows
+
+
+def make_prompt(problem: str, system_prompt: str | None) -> list[dict[str, str]]:
+    """The chat turns TRL renders with the model's template (the seed's make_conversation)."""
+    turns = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    turns.append({"role": "user", "content": problem})
+    return turns
+
+
+def _load_raw(cfg: DatasetConfig) -> tuple[Dataset, str]:
+    """The dataset as stored, and a human-readable name of where it came from."""
+    import datasets
+
+    source = cfg.source.value if hasattr(cfg.source, "value") else str(cfg.source)
+    if source == "arithmetic":
+        a = cfg.arithmetic
+        rows = generate_arithmetic(a.num_problems, a.max_operand, list(a.operators), a.seed)
+        return datasets.Dataset.from_list(rows), f"arithmetic(seed={a.seed})"
+    if not cfg.path:
+        raise DatasetError(f"dataset.path must be set for source={source}")
+    if source == "local":
+        path = Path(cfg.path).expanduser()
+        if not path.exists():
+            raise DatasetError(f"dataset.path: no such file {path}")
+        fmt = LOCAL_FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise DatasetError(f"dataset.path: {path} has suffix {path.suffix!r}; expected one of {sorted(LOCAL_FORMATS)}")
+        return datasets.load_dataset(fmt, data_files=str(path), split="train"), str(path)
+    # Hub: needs network access (not exercised in tests; the id and split come from conf/dataset).
+    return datasets.load_dataset(cfg.path, cfg.name, split=cfg.split), f"{cfg.path}[{cfg.split}]"
+
+
+def load_problems(cfg: DatasetConfig) -> Dataset:
+    """Load, validate and format the training problems.
+
+    Output columns: ``prompt`` (chat turns), ``solution`` (gold text for the rewards), plus the
+    source's other columns.
+    """
+    ds, origin = _load_raw(cfg)
+    missing = [c for c in (cfg.problem_column, cfg.solution_column) if c not in ds.column_names]
+    if missing:
+        raise DatasetError(
+            f"{origin}: missing column(s) {missing} (dataset.problem_column={cfg.problem_column!r}, "
+            f"dataset.solution_column={cfg.solution_column!r}); columns present: {ds.column_names}"
+        )
+    _check_rows(ds, cfg, origin)
+    if cfg.shuffle_seed is not None:
+        ds = ds.shuffle(seed=cfg.shuffle_seed)
+    if cfg.max_samples is not None:
+        ds = ds.select(range(min(cfg.max_samples, len(ds))))
+
+    problem_col, solution_col, system = cfg.problem_column, cfg.solution_column, cfg.system_prompt
+
+    def to_example(row: dict[str, Any]) -> dict[str, Any]:
+        return {"prompt": make_prompt(row[problem_col], system), "solution": row[solution_col]}
+
+    drop = [c for c in ("prompt",) if c in ds.column_names]
+    return ds.map(to_example, remove_columns=drop or None)
+
+
+def _check_rows(ds: Dataset, cfg: DatasetConfig, origin: str) -> None:
+    """Fail on rows whose problem or gold is empty, naming the first bad row."""
+    for col in (cfg.problem_column, cfg.solution_column):
+        for i, value in enumerate(ds[col]):
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise DatasetError(f"{origin}: row {i} has an empty {col!r}")
+
+
+def drop_long_prompts(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_prompt_length: int) -> Dataset:
+    """Drop rows whose rendered prompt exceeds ``max_prompt_length`` tokens.
+
+    TRL 1.x no longer truncates prompts; the seed's TRL cut them from the left, which removed the
+    system prompt. Dropping keeps every prompt intact; the count is logged.
+    """
+
+    def fits(row: dict[str, Any]) -> bool:
+        ids = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return len(ids) <= max_prompt_length
+
+    kept = ds.filter(fits)
+    dropped = len(ds) - len(kept)
+    if dropped:
+        log.warning("dropped %d of %d prompts longer than %d tokens", dropped, len(ds), max_prompt_length)
+    if len(kept) == 0:
+        raise DatasetError(f"every prompt is longer than dataset.max_prompt_length={max_prompt_length} tokens")
+    return kept
