@@ -50,7 +50,9 @@ def complete_checkpoints(checkpoints_dir: Path) -> list[Path]:
     root = Path(checkpoints_dir)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and checkpoint_step(p) is not None and (p / MARKER).exists()]
+    found = [
+        p for p in root.iterdir() if p.is_dir() and checkpoint_step(p) is not None and (p / MARKER).exists()
+    ]
     return sorted(found, key=lambda p: checkpoint_step(p) or 0)
 
 

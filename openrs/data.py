@@ -31,7 +31,9 @@ def generate_arithmetic(num_problems: int, max_operand: int, operators: list[str
     allowed = {"+", "-", "*"}
     bad = [op for op in operators if op not in allowed]
     if bad or not operators:
-        raise DatasetError(f"dataset.arithmetic.operators: {bad or operators} not allowed; choose from {sorted(allowed)}")
+        raise DatasetError(
+            f"dataset.arithmetic.operators: {bad or operators} not allowed; choose from {sorted(allowed)}"
+        )
     rng = random.Random(seed)
     rows = []
     for _ in range(num_problems):
@@ -73,7 +75,9 @@ def _load_raw(cfg: DatasetConfig) -> tuple[Dataset, str]:
             raise DatasetError(f"dataset.path: no such file {path}")
         fmt = LOCAL_FORMATS.get(path.suffix.lower())
         if fmt is None:
-            raise DatasetError(f"dataset.path: {path} has suffix {path.suffix!r}; expected one of {sorted(LOCAL_FORMATS)}")
+            raise DatasetError(
+                f"dataset.path: {path} has suffix {path.suffix!r}; expected one of {sorted(LOCAL_FORMATS)}"
+            )
         return datasets.load_dataset(fmt, data_files=str(path), split="train"), str(path)
     # Hub: needs network access (not exercised in tests; the id and split come from conf/dataset).
     return datasets.load_dataset(cfg.path, cfg.name, split=cfg.split), f"{cfg.path}[{cfg.split}]"
@@ -133,5 +137,7 @@ def drop_long_prompts(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_promp
     if dropped:
         log.warning("dropped %d of %d prompts longer than %d tokens", dropped, len(ds), max_prompt_length)
     if len(kept) == 0:
-        raise DatasetError(f"every prompt is longer than dataset.max_prompt_length={max_prompt_length} tokens")
+        raise DatasetError(
+            f"every prompt is longer than dataset.max_prompt_length={max_prompt_length} tokens"
+        )
     return kept

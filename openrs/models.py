@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when the tiny tokenizer/model recipe changes, so stale caches are not reused.
-TINY_RECIPE_VERSION = 1
+TINY_RECIPE_VERSION = 2
 
 # R1-like control tokens in ASCII. The closing think tag with its newlines is one token, as the
 # R1 tokenizer keeps `</think>` whole: a random-init model then hits the format by chance, and
 # GRPO has a signal to learn from.
-BOS, EOS, PAD = "<|begin|>", "<|end|>", "<|pad|>"
+BOS, EOS, PAD = "<|begin|>", "<|end|>", "<|endoftext|>"  # Qwen2 pads with <|endoftext|>
 USER, ASSISTANT = "<|User|>", "<|Assistant|>"
 THINK_TOKENS = ["\n</think>\n", "<think>\n", "</think>", "<think>", "\\boxed{"]
 

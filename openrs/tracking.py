@@ -93,7 +93,7 @@ def write_provenance(run_dir: Path, hardware: Any, extra: dict[str, Any] | None 
     repo_dir = Path(__file__).resolve().parent.parent
     record = {
         "created": datetime.now(timezone.utc).isoformat(),
-        "command": [sys.executable, *sys.argv],
+        "command": list(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
         "cwd": os.getcwd(),
         "host": socket.gethostname(),
         "python": sys.version.split()[0],
@@ -120,6 +120,24 @@ class MetricsFileCallback(TrainerCallback):
         record = {"step": state.global_step, **{k: _finite(v) for k, v in logs.items()}}
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
+
+
+class ProgressLogCallback(TrainerCallback):
+    """One line per log step on the console: step, total reward, each term, completion length."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D401 - transformers hook
+        if not state.is_world_process_zero or not logs or "reward" not in logs:
+            return
+        terms = " ".join(
+            f"{k.split('/')[1]}={v:.3f}"
+            for k, v in logs.items()
+            if k.startswith("rewards/") and k.endswith("/mean")
+        )
+        length = logs.get("completions/mean_length", float("nan"))
+        print(
+            f"step {state.global_step}/{state.max_steps}  reward={logs['reward']:.3f}  {terms}  len={length:.1f}",
+            flush=True,
+        )
 
 
 def _finite(value: Any) -> Any:

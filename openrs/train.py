@@ -1,9 +1,9 @@
 """``python -m openrs.train``: compose the config, then train with TRL's GRPOTrainer.
 
-    python -m openrs.train                                   # the CPU smoke experiment
-    python -m openrs.train experiment=rs2 reward=cosine      # the paper's run 2 with the cosine reward
-    python -m openrs.train experiment=rs3 lr=5e-6 max_len=4096
-    python -m openrs.train --cfg job experiment=rs1          # print the composed config
+python -m openrs.train                                   # the CPU smoke experiment
+python -m openrs.train experiment=rs2 reward=cosine      # the paper's run 2 with the cosine reward
+python -m openrs.train experiment=rs3 lr=5e-6 max_len=4096
+python -m openrs.train --cfg job experiment=rs1          # print the composed config
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from openrs.config import CONF_DIR, RunConfig, register_configs, to_run_config
 
 if TYPE_CHECKING:
-    from trl import GRPOConfig
+    from trl import GRPOConfig, GRPOTrainer
 
 log = logging.getLogger("openrs.train")
 REPO_DIR = CONF_DIR.parent
@@ -131,15 +131,14 @@ def resolve_run_dir(cfg: RunConfig, hydra_run_dir: Path) -> Path:
     return hydra_run_dir
 
 
-def run_training(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    """Load data, model and rewards, train, save the final model; return the summary."""
-    from transformers import set_seed
+def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
+    """Load rewards, tokenizer, data and model, and wire them into TRL's GRPOTrainer."""
+    from transformers import PrinterCallback, set_seed
     from trl import GRPOTrainer
 
     from openrs import checkpoints, data, models, tracking
     from openrs.rewards import build_reward_funcs
 
-    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # transformers' TensorBoardCallback reads this; all events of a run go to <run dir>/tb.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tb")
@@ -164,20 +163,36 @@ def run_training(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=to_peft_config(cfg),
-        callbacks=[tracking.MetricsFileCallback(run_dir / "metrics.jsonl"), checkpoints.CompleteMarkerCallback()],
+        callbacks=[
+            tracking.MetricsFileCallback(run_dir / "metrics.jsonl"),
+            tracking.ProgressLogCallback(),
+            checkpoints.CompleteMarkerCallback(),
+        ],
     )
+    trainer.remove_callback(PrinterCallback)  # one compact line per log step instead of the full dict
+    return trainer
+
+
+def run_training(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """Train (resuming from the newest complete checkpoint in the run dir), save the final model, summarize."""
+    from openrs import checkpoints, tracking
+
+    run_dir = Path(run_dir)
+    trainer = build_trainer(cfg, run_dir)
     resume_from = checkpoints.latest_complete_checkpoint(run_dir / "checkpoints")
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
     summary = tracking.summarize(trainer.state.log_history)
-    summary.update({"experiment": cfg.experiment, "global_step": trainer.state.global_step, "run_dir": str(run_dir)})
+    summary.update(
+        {"experiment": cfg.experiment, "global_step": trainer.state.global_step, "run_dir": str(run_dir)}
+    )
     if resume_from is not None:
         summary["resumed_from"] = str(resume_from)
     trainer.save_model(str(run_dir / "final"))
     if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(run_dir / "final"))
+        trainer.processing_class.save_pretrained(str(run_dir / "final"))
         tracking.write_json_atomic(run_dir / "summary.json", summary)
     log.info("done: %d steps, run dir %s", trainer.state.global_step, run_dir)
     return summary

@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make demo` (trains the CPU smoke experiment) and
+# `make test` (lint + the test suite). Both create .venv and install torch first where none is present.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+
+.PHONY: setup demo test lint slurm clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) -m openrs.train
+
+lint: setup
+	$(VENV)/bin/ruff check openrs tests benchmarks
+
+test: lint
+	$(PY) -m pytest
+
+# A single-node SLURM cluster on this machine (root; Debian), for the SLURM tests and trying sweeps.
+slurm:
+	bash launchers/slurm/setup_local_cluster.sh
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache

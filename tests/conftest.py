@@ -1,0 +1,42 @@
+"""Shared fixtures: an isolated artefact cache, the repo root, and the optional ../shared data."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def openrs_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keep tiny models built by tests out of the user's ~/.cache (subprocesses inherit it)."""
+    cache = tmp_path_factory.mktemp("openrs-cache")
+    os.environ["OPENRS_CACHE"] = str(cache)
+    return cache
+
+
+@pytest.fixture
+def shared_benchmarks() -> Path:
+    """../shared/data/benchmarks, or skip: a fresh clone has no ../shared."""
+    path = SHARED / "data" / "benchmarks"
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent (shared test data is only beside the developers' checkout)")
+    return path
+
+
+@pytest.fixture
+def run_module():
+    """Run ``python -m <args>`` with this interpreter from the repo root; return the CompletedProcess."""
+    import subprocess
+
+    def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+        )
+
+    return run
