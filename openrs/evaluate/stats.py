@@ -45,6 +45,24 @@ def mean_pass_at_k(outcomes: Sequence[Sequence[bool | int]], k: int) -> float:
     return float(np.mean([pass_at_k(len(o), int(sum(bool(x) for x in o)), k) for o in outcomes]))
 
 
+def _resampled_means(data: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n_resamples`` resamples (with replacement) of ``data``."""
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, 1000):  # chunks keep memory flat for large benchmarks
+        stop = min(start + 1000, n_resamples)
+        picks = rng.integers(0, data.size, size=(stop - start, data.size))
+        means[start:stop] = data[picks].mean(axis=1)
+    return means
+
+
+def _interval(means: np.ndarray, confidence: float) -> tuple[float, float]:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
 ) -> tuple[float, float]:
@@ -52,17 +70,24 @@ def bootstrap_ci(
     data = np.asarray(values, dtype=float)
     if data.size == 0:
         raise ValueError("no values")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    return _interval(_resampled_means(data, n_resamples, np.random.default_rng(seed)), confidence)
+
+
+def bootstrap_ci_of_average(
+    groups: Sequence[Sequence[float] | np.ndarray],
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Interval for the unweighted average of group means (the paper's "Avg." over benchmarks).
+
+    Each group (benchmark) is resampled on its own, and the average of the resampled means is taken.
+    """
+    if not groups or any(len(g) == 0 for g in groups):
+        raise ValueError("every group needs at least one value")
     rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    for start in range(0, n_resamples, 1000):  # chunks keep memory flat for large benchmarks
-        stop = min(start + 1000, n_resamples)
-        picks = rng.integers(0, data.size, size=(stop - start, data.size))
-        means[start:stop] = data[picks].mean(axis=1)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    return float(low), float(high)
+    means = np.mean([_resampled_means(np.asarray(g, dtype=float), n_resamples, rng) for g in groups], axis=0)
+    return _interval(means, confidence)
 
 
 def default_ks(n_samples: int) -> tuple[int, ...]:
@@ -122,4 +147,29 @@ def summarize(
         ci_high=high,
         confidence=confidence,
         pass_at={k: mean_pass_at_k(outcomes, k) for k in ks},
+    )
+
+
+def summarize_average(
+    groups: Sequence[Sequence[Sequence[bool | int]]],
+    ks: Sequence[int] | None = None,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> Summary:
+    """The unweighted average over benchmarks of pass@1 (with a joint bootstrap interval) and of pass@k."""
+    if not groups:
+        raise ValueError("no benchmarks")
+    per_benchmark = [per_problem_pass1(outcomes) for outcomes in groups]
+    n_min = min(len(o) for outcomes in groups for o in outcomes)
+    ks = tuple(ks) if ks is not None else default_ks(n_min)
+    low, high = bootstrap_ci_of_average(per_benchmark, confidence, n_resamples, seed)
+    return Summary(
+        n_problems=sum(len(outcomes) for outcomes in groups),
+        n_samples=n_min,
+        pass1=float(np.mean([p.mean() for p in per_benchmark])),
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+        pass_at={k: float(np.mean([mean_pass_at_k(outcomes, k) for outcomes in groups])) for k in ks},
     )
