@@ -50,6 +50,55 @@ def quiet_math_verify_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+class _ParseMemo:
+    """Memo of math-verify's LaTeX -> sympy step, failures included (its own cache keeps 20 successes).
+
+    The ANTLR parse is most of the verifier's time and answers repeat within and across GRPO groups. The wrapped
+    function is pure and its only caller (`extract_latex`) turns any exception into "no value", so replaying a
+    cached failure as a plain exception gives the same results.
+    """
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = getattr(fn, "__wrapped__", fn)
+        self.memo: _LRU = _LRU()
+
+    def __call__(self, latex: str) -> Any:
+        hit = self.memo.get(latex)
+        if hit is None:
+            try:
+                hit = (True, self.fn(latex))
+            except Exception as exc:
+                hit = (False, type(exc).__name__)
+            self.memo.put(latex, hit)
+        if hit[0]:
+            return hit[1]
+        raise ValueError(f"latex2sympy failed earlier on this input ({hit[1]})")
+
+
+def init_worker() -> None:
+    """Run once in each verifier worker: quiet logs, widen math-verify's parse cache (workers only)."""
+    quiet_math_verify_logs()
+    import math_verify.parser as mv_parser
+
+    if not isinstance(mv_parser.parse_latex_cached, _ParseMemo):
+        mv_parser.parse_latex_cached = _ParseMemo(mv_parser.parse_latex_cached)
+    # Warm ANTLR's prediction cache (speed only: a parse's result never depends on what was parsed before), so a
+    # fresh or replacement worker is not several times slower on its first few hundred completions.
+    for latex in _WARMUP:
+        try:
+            mv_parser.parse_latex_cached.fn(latex)
+        except Exception:
+            pass
+
+
+_WARMUP = (
+    "12", "-3.5", "\\frac{1}{2}", "x^2+3x-4", "(1, 2)", "\\sqrt{3}", "2\\pi", "\\{1,2\\}", "[0, 1)", "x = 5",
+    "\\frac{\\sqrt{2}}{2}", "3^{4}", "\\text{(A)}", "10\\%", "\\dfrac{3}{4}", "a \\cdot b", "\\infty", "\\log_2 8",
+) + tuple(
+    f"\\boxed{{{x}}}" for x in ("12", "\\frac{1}{2}", "x^2+3x-4", "(1, 2)", "\\sqrt{3}", "2\\pi", "\\text{12}", "-3.5")
+)
+
+
 @cache
 def answer_config(boxed: Any) -> LatexExtractionConfig:
     """The seed's completion-extraction config for one `boxed` setting (boxed first, no anchor-less guess)."""

@@ -58,6 +58,7 @@ class _Worker:
         child.close()
         self.conn = Connection(parent.detach())
         self.ready = False
+        self.last_key: Any = None  # affinity key of the last task, to keep a group on one worker
         self.task: int | None = None
         self.started = self.deadline = 0.0
 
@@ -71,6 +72,41 @@ class _Worker:
             self.conn.close()
         except Exception:
             pass
+
+
+class _Pending:
+    """Task indices not yet sent: first-in first-out, or the oldest one with a given affinity key."""
+
+    def __init__(self, keys: list[Any]) -> None:
+        self.keys = keys
+        self.order: deque[int] = deque(range(len(keys)))
+        self.by_key: dict[Any, deque[int]] = {}
+        for i, k in enumerate(keys):
+            if k is not None:
+                self.by_key.setdefault(k, deque()).append(i)
+        self.taken: set[int] = set()
+
+    def __bool__(self) -> bool:
+        return len(self.taken) < len(self.keys)
+
+    def pop(self, key: Any = None) -> int:
+        same = self.by_key.get(key) if key is not None else None
+        while same:
+            i = same.popleft()
+            if i not in self.taken:
+                self.taken.add(i)
+                return i
+        while True:
+            i = self.order.popleft()
+            if i not in self.taken:
+                self.taken.add(i)
+                return i
+
+    def push_back(self, i: int) -> None:
+        self.taken.discard(i)
+        self.order.appendleft(i)
+        if self.keys[i] is not None:
+            self.by_key.setdefault(self.keys[i], deque()).appendleft(i)
 
 
 _LIVE_POOLS: weakref.WeakSet[KillablePool] = weakref.WeakSet()
@@ -103,6 +139,7 @@ class KillablePool:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self.replaced = 0  # workers killed or lost and replaced since creation
+        self._start_failures = 0  # workers in a row that died before reporting ready
 
     def _ensure_started(self) -> None:
         if self._pid != os.getpid():  # a forked copy must not touch its parent's workers
@@ -116,29 +153,38 @@ class KillablePool:
         self._workers[self._workers.index(worker)] = _Worker(self.handler, self.init)
         self.replaced += 1
 
-    def map(self, payloads: Sequence[Any]) -> list[Outcome]:
-        """Run every payload; returns one `Outcome` per payload, in order."""
+    def map(self, payloads: Sequence[Any], keys: Sequence[Any] | None = None) -> list[Outcome]:
+        """Run every payload; returns one `Outcome` per payload, in order.
+
+        `keys` (optional, hashable, one per payload): a free worker prefers a pending task with the key of its
+        previous task, so tasks sharing a key (a GRPO group sharing a gold) meet the same worker's caches.
+        """
+        if keys is not None and len(keys) != len(payloads):
+            raise ValueError("keys must have one entry per payload")
         with self._lock:
             self._ensure_started()
-            return self._run(payloads)
+            return self._run(payloads, list(keys) if keys is not None else [None] * len(payloads))
 
-    def _dispatch(self, pending: deque[int], payloads: Sequence[Any]) -> None:
+    def _dispatch(self, pending: _Pending, payloads: Sequence[Any]) -> None:
         for w in list(self._workers):
             if not (w.ready and w.task is None and pending):
                 continue
-            i = pending.popleft()
+            if w.proc.poll() is not None:  # died while idle (e.g. the OOM killer): replace before use
+                self._replace(w)
+                continue
+            i = pending.pop(w.last_key)
             try:
                 w.conn.send((i, payloads[i]))
             except OSError:  # died while idle: the task goes to a fresh worker
-                pending.appendleft(i)
+                pending.push_back(i)
                 self._replace(w)
                 continue
-            w.task, w.started = i, time.monotonic()
+            w.task, w.started, w.last_key = i, time.monotonic(), pending.keys[i]
             w.deadline = w.started + self.timeout_s
 
-    def _run(self, payloads: Sequence[Any]) -> list[Outcome]:
+    def _run(self, payloads: Sequence[Any], keys: list[Any]) -> list[Outcome]:
         results: list[Outcome | None] = [None] * len(payloads)
-        pending = deque(range(len(payloads)))
+        pending = _Pending(keys)
         last_progress = time.monotonic()
         while pending or any(w.task is not None for w in self._workers):
             self._dispatch(pending, payloads)
@@ -165,10 +211,16 @@ class KillablePool:
         except (EOFError, OSError):  # the worker died (out of memory, killed, failed to start)
             if w.task is not None:
                 results[w.task] = Outcome(failed=True, seconds=now - w.started)
+            if not w.ready:
+                self._start_failures += 1
+                if self._start_failures >= 3:
+                    self.close()
+                    raise RuntimeError("verifier workers failed to start 3 times in a row; see their stderr above") from None
             self._replace(w)
             return False
         if msg == READY:
             w.ready = True
+            self._start_failures = 0
             return True
         task_id, ok, value = msg
         results[task_id] = Outcome(value=value if ok else None, failed=not ok, seconds=now - w.started)

@@ -21,7 +21,7 @@ from openrs.rewards.mathcheck import BOXED_MODES, is_boxed_mode
 from openrs.rewards.pool import KillablePool
 
 _HANDLER = "openrs.rewards.mathcheck:check"
-_INIT = "openrs.rewards.mathcheck:quiet_math_verify_logs"
+_INIT = "openrs.rewards.mathcheck:init_worker"
 
 LogMetric = Callable[[str, float], None]
 
@@ -107,7 +107,7 @@ class SharedVerifier:
 
     def _judge(self, texts, golds, keys, settings, batch_rows, all_keys, log_metric: LogMetric | None) -> None:
         start = time.perf_counter()
-        outcomes = self.pool.map([(t, g, settings) for t, g in zip(texts, golds, strict=True)])
+        outcomes = self.pool.map([(t, g, settings) for t, g in zip(texts, golds, strict=True)], keys=golds)
         seconds = time.perf_counter() - start
         unparseable: set[tuple] = set()
         timeouts = failures = 0
