@@ -340,3 +340,28 @@ def test_terms_pickle_with_a_fresh_lazy_pool(verifier):
         assert g(completions=[RIGHT, WRONG], solution=[GOLD] * 2) == [1.0, 0.0]
     finally:
         g.verifier.close()
+
+
+# --- the bounded regex scan is exact -------------------------------------------------------------------------
+
+
+def test_boxed_env_scan_start_never_skips_a_match():
+    """Differential check of `boxed_env_scan_start` against a full scan, on random LaTeX-ish token soup."""
+    import random
+
+    from openrs.rewards.mathcheck import _is_boxed_env_pattern, _scan_patterns, answer_config, boxed_env_scan_start
+
+    patterns = [p for p, _ in _scan_patterns([answer_config("all")]) if _is_boxed_env_pattern(p.pattern)]
+    assert len(patterns) == 1, "math-verify's boxed regex changed: the bounded scan is off (still correct)"
+    pattern = patterns[0]
+    tokens = ["$", "$$", "\\[", "\\]", "\\(", "\\)", "\n", " ", "[", "]", "\\boxed{", "}", "{", "x", "12", "\\",
+              "\\$", ",", " and ", "%", "\r", "\t"]
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(4000):
+        text = "".join(rng.choice(tokens) for _ in range(rng.randint(1, 40)))
+        full = [(m.span(), m.groupdict()) for m in pattern.finditer(text)]
+        bounded = [(m.span(), m.groupdict()) for m in pattern.finditer(text, boxed_env_scan_start(text))]
+        assert bounded == full, text
+        checked += bool(full)
+    assert checked > 200  # the soup does produce matches

@@ -12,6 +12,7 @@ thread); the verifier pool enforces a hard wall-clock limit by killing the worke
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from collections import OrderedDict
@@ -147,12 +148,52 @@ def _scan_patterns(configs: Sequence[LatexExtractionConfig]):
     return regex_sets[0]
 
 
+# sha256 of math-verify 0.9.0's "math environment containing \boxed{}" regex, the one `boxed_env_scan_start`
+# reasons about; any other version of the pattern is scanned from the start of the text.
+_BOXED_ENV_SHA256 = "9a5a5d83c484d9c4f89229ccbf6aecb16358bfe202b91ca1c472ea58a21ce1ce"
+
+
+@cache
+def _is_boxed_env_pattern(pattern: str) -> bool:
+    return hashlib.sha256(pattern.encode()).hexdigest() == _BOXED_ENV_SHA256
+
+
+def boxed_env_scan_start(text: str) -> int:
+    r"""A position before which no match of the boxed-environment regex can start (len(text): none at all).
+
+    Scanning that regex over ~10k characters is most of a completion's regex time, and R1 completions box their
+    answer at the end. Every match is a math environment whose content holds some `\boxed{` at b >= b0 (the
+    first one), and the content rules bound where its opener can be: inline `$..$`, `\(..\)`, ` [..] ` cannot
+    cross a newline; `$$..$$` cannot contain `$$`; `\[..\]` cannot contain `\]`. `finditer(text, start)` then
+    yields exactly the matches of `finditer(text)` (lookbehinds still see text before `start`).
+    """
+    b0 = text.find("\\boxed{")
+    if b0 < 0:
+        return len(text)
+    newline = text.rfind("\n", 0, b0)  # inline bracket may start on that newline (its \s)
+    dollars = text.rfind("$$", 0, b0)
+    dollar_start = dollars - 1 if dollars >= 0 else b0
+    closer = text.rfind("\\]", 0, b0)
+    if closer >= 0:
+        bracket_start = closer - 1
+    else:
+        opener = text.find("\\[")
+        bracket_start = opener if opener >= 0 else len(text)
+    return max(0, min(newline, dollar_start, bracket_start))
+
+
+def _finditer(pattern, text: str):
+    if _is_boxed_env_pattern(pattern.pattern):
+        return pattern.finditer(text, boxed_env_scan_start(text))
+    return pattern.finditer(text)
+
+
 def _first_match(text: str, patterns) -> Any:
     """The match `extraction_mode="first_match"` extracts from: the lowest priority group with any match, and
     in it the match ending rightmost (ties: starting leftmost), exactly as math-verify orders them."""
     ordered = sorted(patterns, key=lambda x: x[1])
     for _, group in groupby(ordered, key=lambda x: x[1]):
-        found = [(m, m.start(), m.end()) for pattern, _ in group for m in pattern.finditer(text)]
+        found = [(m, m.start(), m.end()) for pattern, _ in group for m in _finditer(pattern, text)]
         if found:
             found = sorted(found, key=lambda x: (x[2], -x[1]), reverse=True)
             return found[0][0]
