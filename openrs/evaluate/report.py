@@ -40,7 +40,7 @@ def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def format_table(summaries: Mapping[str, Summary], average: Summary | None = None) -> str:
-    """One model's results: benchmark, pass@1 ± half-width, the interval, pass@k (largest k), problems x samples."""
+    """One model's results: benchmark, pass@1 ± half-width, the interval, pass@k (largest k > 1), problems x samples."""
     k = min((max(s.pass_at) for s in summaries.values() if s.pass_at), default=1)
     confidence = next(iter(summaries.values())).confidence if summaries else 0.95
     header = ["benchmark", "pass@1", f"{confidence:.0%} CI", f"pass@{k}", "problems x samples"]
@@ -57,15 +57,19 @@ def format_table(summaries: Mapping[str, Summary], average: Summary | None = Non
                 f"{s.n_problems} x {s.n_samples}",
             ]
         )
+    if k == 1:  # one sample per problem: pass@k is pass@1 again
+        header, rows = header[:3] + header[4:], [row[:3] + row[4:] for row in rows]
     return _grid(header, rows)
 
 
-def format_comparison(results: Mapping[str, Mapping[str, Any]], metric: str = "pass@1") -> str:
-    """Models x benchmarks (+ average) for ``metric``, from ``results.json`` contents keyed by a model label."""
+def format_comparison(
+    results: Mapping[str, Mapping[str, Any]], metric: str = "pass@1", row_header: str = "model"
+) -> str:
+    """Models x benchmarks (+ average) for ``metric``, from ``results.json`` contents keyed by a row label."""
     benchmarks: list[str] = []
     for data in results.values():
         benchmarks += [b for b in data["benchmarks"] if b not in benchmarks]
-    header = ["model", *(PAPER_LABELS.get(b, b) for b in benchmarks), AVERAGE]
+    header = [row_header, *(PAPER_LABELS.get(b, b) for b in benchmarks), AVERAGE]
     rows = []
     for label, data in results.items():
         cells = [_pct(data["benchmarks"][b][metric]) if b in data["benchmarks"] else "-" for b in benchmarks]
