@@ -100,6 +100,11 @@ def make_backend(cfg: EvalConfig, target: Target) -> Backend:
     """Load ``target``'s weights and tokenizer into the configured backend."""
     name = backend_name(cfg)
     if name == "vllm":
+        if (Path(target.weights) / "adapter_config.json").is_file():
+            raise ValueError(
+                f"{target.weights} holds a LoRA adapter, which the vLLM backend does not load; "
+                "use backend=transformers (it applies the adapter to its base model) or merge it first"
+            )
         extra: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
         if target.tokenizer != target.weights:
             extra.update(tokenizer=target.tokenizer, tokenizer_revision=target.tokenizer_revision)

@@ -116,7 +116,7 @@ def select_checkpoints(run: Path, selection: str | list[int]) -> list[tuple[str,
     by_step = {checkpoint_step(p): p for p in available}
     if selection == "final":
         final = run / "final"
-        if not (final / "config.json").is_file():
+        if not any((final / name).is_file() for name in ("config.json", "adapter_config.json")):
             raise FileNotFoundError(f"{run}: no final/ model (the run has not finished)")
         return [("final", final, final_step(run))]
     if selection in ("all", "latest"):
