@@ -83,3 +83,14 @@ def test_pending_prefers_the_workers_last_key():
 def test_pool_arguments_validated(workers, timeout_s):
     with pytest.raises(ValueError):
         KillablePool("math:sqrt", workers=workers, timeout_s=timeout_s)
+
+
+def test_tasks_queued_behind_a_stuck_one_are_rerun_elsewhere():
+    pool = KillablePool("time:sleep", workers=1, timeout_s=0.5)
+    try:
+        pool.map([0.0])
+        out = pool.map([30.0, 0.01, 0.02])  # the last two sit in the stuck worker's queue
+        assert [o.timed_out for o in out] == [True, False, False]
+        assert not any(o.failed for o in out)
+    finally:
+        pool.close()

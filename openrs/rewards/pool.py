@@ -2,8 +2,9 @@
 
 `concurrent.futures` and `multiprocessing.Pool` cannot stop a task stuck inside a C call (a sympy power tower
 holds the GIL, so no signal handler or thread ever runs). Here each worker is a fresh interpreter
-(`python -m openrs.rewards._worker`) on its own socket, running one task at a time; a worker that passes its
-deadline is killed (SIGKILL) and replaced, and its task reported as timed out. The caller only waits on sockets,
+(`python -m openrs.rewards._worker`) on its own socket, running one task at a time (the next one already queued);
+a worker whose running task passes its deadline is killed (SIGKILL) and replaced, that task reported as timed
+out and the queued one sent elsewhere. The caller only waits on sockets,
 so this works from any thread and under any launcher. Fresh interpreters (not fork/forkserver) mean no CUDA
 state or trainer threads are copied and the trainer's `__main__` is never re-imported.
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 READY = "__ready__"  # a worker's first message
+PIPELINE = 2  # tasks queued per worker, so the next one is already there when one finishes
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `openrs` package
 
 
@@ -59,8 +61,8 @@ class _Worker:
         self.conn = Connection(parent.detach())
         self.ready = False
         self.last_key: Any = None  # affinity key of the last task, to keep a group on one worker
-        self.task: int | None = None
-        self.started = self.deadline = 0.0
+        self.inflight: deque[int] = deque()  # tasks sent, in order; the first is running
+        self.started = self.deadline = 0.0  # when the running task started (as seen here), and its limit
 
     def kill(self) -> None:
         try:
@@ -140,6 +142,7 @@ class KillablePool:
         self._pid = os.getpid()
         self.replaced = 0  # workers killed or lost and replaced since creation
         self._start_failures = 0  # workers in a row that died before reporting ready
+        self._results: list[Outcome | None] = []
 
     def _ensure_started(self) -> None:
         if self._pid != os.getpid():  # a forked copy must not touch its parent's workers
@@ -166,65 +169,81 @@ class KillablePool:
             return self._run(payloads, list(keys) if keys is not None else [None] * len(payloads))
 
     def _dispatch(self, pending: _Pending, payloads: Sequence[Any]) -> None:
+        """Keep every ready worker's queue `PIPELINE` deep, so it never waits for the parent between tasks."""
         for w in list(self._workers):
-            if not (w.ready and w.task is None and pending):
-                continue
-            if w.proc.poll() is not None:  # died while idle (e.g. the OOM killer): replace before use
-                self._replace(w)
-                continue
-            i = pending.pop(w.last_key)
-            try:
-                w.conn.send((i, payloads[i]))
-            except OSError:  # died while idle: the task goes to a fresh worker
-                pending.push_back(i)
-                self._replace(w)
-                continue
-            w.task, w.started, w.last_key = i, time.monotonic(), pending.keys[i]
-            w.deadline = w.started + self.timeout_s
+            while w.ready and len(w.inflight) < PIPELINE and pending:
+                if not w.inflight and w.proc.poll() is not None:  # died while idle (e.g. OOM killer)
+                    self._replace(w)
+                    break
+                i = pending.pop(w.last_key)
+                try:
+                    w.conn.send((i, payloads[i]))
+                except OSError:  # died: its queued tasks go to other workers
+                    pending.push_back(i)
+                    self._lose(w, pending, None, 0.0)
+                    break
+                if not w.inflight:
+                    self._start_clock(w, time.monotonic())
+                w.inflight.append(i)
+                w.last_key = pending.keys[i]
+
+    def _start_clock(self, w: _Worker, now: float) -> None:
+        w.started, w.deadline = now, now + self.timeout_s
+
+    def _lose(self, w: _Worker, pending: _Pending, head: Outcome | None, now: float) -> None:
+        """Replace `w`; its running task gets `head` (if given), the tasks queued behind it are re-queued."""
+        queued = list(w.inflight)
+        if head is not None and queued:
+            head.seconds = now - w.started
+            self._results[queued.pop(0)] = head
+        for i in reversed(queued):
+            pending.push_back(i)
+        self._replace(w)
 
     def _run(self, payloads: Sequence[Any], keys: list[Any]) -> list[Outcome]:
-        results: list[Outcome | None] = [None] * len(payloads)
+        self._results: list[Outcome | None] = [None] * len(payloads)
         pending = _Pending(keys)
         last_progress = time.monotonic()
-        while pending or any(w.task is not None for w in self._workers):
+        while pending or any(w.inflight for w in self._workers):
             self._dispatch(pending, payloads)
-            busy = [w for w in self._workers if w.task is not None]
+            busy = [w for w in self._workers if w.inflight]
             if not busy and time.monotonic() - last_progress > self.start_timeout_s:
                 raise RuntimeError(f"verifier workers did not start within {self.start_timeout_s:.0f} s")
             next_deadline = min((w.deadline for w in busy), default=time.monotonic() + 1.0)
-            waiting = [w.conn for w in self._workers if w.task is not None or not w.ready]
+            waiting = [w.conn for w in self._workers if w.inflight or not w.ready]
             ready = wait(waiting, timeout=max(0.0, next_deadline - time.monotonic()))
             now = time.monotonic()
             for w in list(self._workers):
                 if w.conn in ready:
-                    if self._receive(w, results, now):
+                    if self._receive(w, pending, now):
                         last_progress = now
-                elif w.task is not None and now >= w.deadline:
-                    results[w.task] = Outcome(timed_out=True, seconds=now - w.started)
-                    self._replace(w)
+                elif w.inflight and now >= w.deadline:
+                    self._lose(w, pending, Outcome(timed_out=True), now)
+        results, self._results = self._results, []
         return [r if r is not None else Outcome(failed=True) for r in results]
 
-    def _receive(self, w: _Worker, results: list[Outcome | None], now: float) -> bool:
+    def _receive(self, w: _Worker, pending: _Pending, now: float) -> bool:
         """Read one message from `w`; False when the worker turned out to be dead (and was replaced)."""
         try:
             msg = w.conn.recv()
         except (EOFError, OSError):  # the worker died (out of memory, killed, failed to start)
-            if w.task is not None:
-                results[w.task] = Outcome(failed=True, seconds=now - w.started)
             if not w.ready:
                 self._start_failures += 1
                 if self._start_failures >= 3:
                     self.close()
                     raise RuntimeError("verifier workers failed to start 3 times in a row; see their stderr above") from None
-            self._replace(w)
+            self._lose(w, pending, Outcome(failed=True), now)
             return False
         if msg == READY:
             w.ready = True
             self._start_failures = 0
             return True
         task_id, ok, value = msg
-        results[task_id] = Outcome(value=value if ok else None, failed=not ok, seconds=now - w.started)
-        w.task = None
+        head = w.inflight.popleft()
+        assert head == task_id, (head, task_id)
+        self._results[task_id] = Outcome(value=value if ok else None, failed=not ok, seconds=now - w.started)
+        if w.inflight:  # the worker has started on the next queued task
+            self._start_clock(w, now)
         return True
 
     def close(self) -> None:
@@ -237,7 +256,7 @@ class KillablePool:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.update(_workers=[], _lock=None)
+        state.update(_workers=[], _lock=None, _results=[])
         return state
 
     def __setstate__(self, state: dict) -> None:
