@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
+import random
 import time
 from pathlib import Path
 
@@ -11,6 +13,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from openrs.rewards import REWARDS, RewardConfig, SharedVerifier, build_reward_funcs, check_params, get_reward
+from openrs.rewards.mathcheck import (
+    _is_boxed_env_pattern,
+    _scan_patterns,
+    answer_config,
+    boxed_env_scan_start,
+)
 from openrs.rewards.reference import seed_accuracy, seed_correct, seed_cosine, seed_length
 
 REPO = Path(__file__).resolve().parents[1]
@@ -278,8 +286,6 @@ def _parity_cases() -> tuple[list[str], list[str]]:
              "\\[ \\boxed{12} \\]", "$\\boxed{1}$ and $\\boxed{2}$", "\\boxed{", "", "\\boxed{12.0}", "$\\frac{24}{2}$"]
     golds = [GOLD, GOLD, GOLD, "\\boxed{12}", GOLD, GOLD, GOLD, "$1, 2$", GOLD, GOLD, GOLD, GOLD]
     if TRAIN_SAMPLE.exists():  # real MATH golds: full solutions, as open-rs's `solution` column
-        import json
-
         rows = [json.loads(line) for line in TRAIN_SAMPLE.read_text().splitlines()[:24]]
         for i, r in enumerate(rows):
             answer = r["answer"] if i % 3 else "7"
@@ -347,10 +353,6 @@ def test_terms_pickle_with_a_fresh_lazy_pool(verifier):
 
 def test_boxed_env_scan_start_never_skips_a_match():
     """Differential check of `boxed_env_scan_start` against a full scan, on random LaTeX-ish token soup."""
-    import random
-
-    from openrs.rewards.mathcheck import _is_boxed_env_pattern, _scan_patterns, answer_config, boxed_env_scan_start
-
     patterns = [p for p, _ in _scan_patterns([answer_config("all")]) if _is_boxed_env_pattern(p.pattern)]
     assert len(patterns) == 1, "math-verify's boxed regex changed: the bounded scan is off (still correct)"
     pattern = patterns[0]
@@ -365,3 +367,12 @@ def test_boxed_env_scan_start_never_skips_a_match():
         assert bounded == full, text
         checked += bool(full)
     assert checked > 200  # the soup does produce matches
+
+
+def test_tiny_verdict_cache_still_scores_the_whole_batch():
+    v = SharedVerifier(workers=1, timeout_s=10.0, cache_size=1)
+    try:
+        acc = get_reward("accuracy", verifier=v)
+        assert acc(completions=[RIGHT, WRONG, "\\boxed{12}", "\\boxed{1}"], solution=[GOLD] * 4) == [1.0, 0.0, 1.0, 0.0]
+    finally:
+        v.close()

@@ -92,38 +92,45 @@ class SharedVerifier:
         """Verdicts for `texts[i]` against `golds[i]` under `boxed`; judges what the cache lacks, in one pass."""
         if len(texts) != len(golds):
             raise ValueError(f"got {len(texts)} completions but {len(golds)} solutions")
-        self.register(boxed)
         with self._lock:
+            self.register(boxed)
             settings = tuple(self.settings)
             keys = [(_digest(t), g) for t, g in zip(texts, golds, strict=True)]
+            found: dict[tuple, Verdict] = {}
             todo: dict[tuple, int] = {}
             for i, k in enumerate(keys):
-                if (*k, boxed) not in self._cache and k not in todo:
+                hit = self._cache.get((*k, boxed))
+                if hit is not None:
+                    found[k] = hit
+                elif k not in todo:
                     todo[k] = i
             if todo:
-                self._judge([texts[i] for i in todo.values()], [golds[i] for i in todo.values()],
-                            list(todo), settings, len(texts), keys, log_metric)
-            return [self._cache.get((*k, boxed)) or Verdict(correct=False) for k in keys]
+                judged = self._judge([texts[i] for i in todo.values()], [golds[i] for i in todo.values()],
+                                     list(todo), settings, keys, log_metric)
+                found.update((k, v[settings.index(boxed)]) for k, v in judged.items())
+            return [found[k] for k in keys]
 
-    def _judge(self, texts, golds, keys, settings, batch_rows, all_keys, log_metric: LogMetric | None) -> None:
+    def _judge(
+        self, texts: list[str], golds: list[str], keys: list[tuple], settings: tuple, batch_keys: list[tuple],
+        log_metric: LogMetric | None,
+    ) -> dict[tuple, list[Verdict]]:
+        """Judge each (text, gold) once under every setting in the pool; cache and return the verdicts."""
         start = time.perf_counter()
         outcomes = self.pool.map([(t, g, settings) for t, g in zip(texts, golds, strict=True)], keys=golds)
         seconds = time.perf_counter() - start
-        unparseable: set[tuple] = set()
+        judged: dict[tuple, list[Verdict]] = {}
         timeouts = failures = 0
         for key, out in zip(keys, outcomes, strict=True):
             if out.timed_out or out.failed:
                 timeouts += out.timed_out
                 failures += out.failed
-                verdicts = [Verdict(correct=False, timed_out=out.timed_out)] * len(settings)
+                judged[key] = [Verdict(correct=False, timed_out=out.timed_out)] * len(settings)
             else:
                 gold_ok, correct = out.value
-                if not gold_ok:
-                    unparseable.add(key)
-                verdicts = [Verdict(correct=c, gold_parsed=gold_ok) for c in correct]
-            for setting, verdict in zip(settings, verdicts, strict=True):
+                judged[key] = [Verdict(correct=c, gold_parsed=gold_ok) for c in correct]
+            for setting, verdict in zip(settings, judged[key], strict=True):
                 self._store((*key, setting), verdict)
-        bad_rows = sum(k in unparseable for k in all_keys)
+        bad_rows = sum(k in judged and not judged[k][0].gold_parsed for k in batch_keys)
         for name, value in (("judged", len(keys)), ("timeouts", timeouts), ("failures", failures),
                             ("unparseable_gold_rows", bad_rows), ("seconds", seconds)):
             self.totals[name] += value
@@ -133,7 +140,8 @@ class SharedVerifier:
             log_metric("verifier/unparseable_gold_rows", float(bad_rows))
             log_metric("verifier/seconds", float(seconds))
             log_metric("verifier/judged", float(len(keys)))
-            log_metric("verifier/batch_rows", float(batch_rows))
+            log_metric("verifier/batch_rows", float(len(batch_keys)))
+        return judged
 
     def _store(self, key: tuple, verdict: Verdict) -> None:
         self._cache[key] = verdict
