@@ -167,6 +167,16 @@ class GRPOSettings:
 
 
 @dataclass
+class DiagnosticsConfig:
+    """Text diagnostics, throughput, cost, samples and HParams in TensorBoard (openrs.tb)."""
+
+    enabled: bool = True
+    drift_min_letters: int = 2  # a completion with this many non-Latin/Greek letters counts as language drift
+    samples_every: int = 50  # sample completions as TensorBoard text every N steps (0: never)
+    num_samples: int = 4  # completions in each sample
+
+
+@dataclass
 class RunConfig:
     experiment: str = MISSING
     lr: float = MISSING
@@ -181,6 +191,7 @@ class RunConfig:
     optimizer: OptimizerConfig = MISSING
     hardware: HardwareConfig = MISSING
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
 
 
 def register_configs() -> None:

@@ -22,6 +22,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from openrs import figures
+
 TRACKED_PACKAGES = [
     "openrs", "torch", "transformers", "trl", "accelerate", "datasets", "peft", "hydra-core", "omegaconf",
     "math-verify", "tensorboard", "submitit", "hydra-submitit-launcher", "vllm", "deepspeed", "liger-kernel",
@@ -175,4 +177,6 @@ def summarize(log_history: list[dict[str, Any]], window: int = 10) -> dict[str, 
     for rec in log_history:
         if "train_runtime" in rec:
             summary["train_runtime_s"] = rec["train_runtime"]
+    # The row `python -m openrs.compare` prints for this run, computed the same way.
+    summary["figures"] = figures.headline(figures.series_from_log_history(log_history), window)
     return summary

@@ -136,7 +136,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     from transformers import PrinterCallback, set_seed
     from trl import GRPOTrainer
 
-    from openrs import checkpoints, data, models, tracking
+    from openrs import checkpoints, data, models, tb, tracking
     from openrs.rewards import build_reward_funcs
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -146,6 +146,9 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
 
     # Validates every term's parameters before anything heavy loads.
     reward_funcs, _ = build_reward_funcs(dataclasses.asdict(cfg.reward))
+    monitor = None
+    if cfg.diagnostics.enabled:  # diagnostics ride along a reward call (see openrs.tb); no term is added
+        reward_funcs, monitor = tb.build_monitoring(cfg, run_dir, reward_funcs)
     grpo_config = to_grpo_config(cfg, run_dir)
     tokenizer = models.load_tokenizer(cfg.model)
     dataset = data.load_problems(cfg.dataset)
@@ -167,8 +170,11 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
             tracking.MetricsFileCallback(run_dir / "metrics.jsonl"),
             tracking.ProgressLogCallback(),
             checkpoints.CompleteMarkerCallback(),
+            *([monitor] if monitor else []),
         ],
     )
+    if monitor:
+        monitor.bind(trainer)
     trainer.remove_callback(PrinterCallback)  # one compact line per log step instead of the full dict
     return trainer
 

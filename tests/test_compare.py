@@ -1,0 +1,105 @@
+"""openrs.compare on event files written here: finding runs, labels, table, CSV, PNG, runs still going."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+
+from openrs import compare
+
+
+def fake_run(run_dir: Path, overrides: list[str], rewards: list[float], done: bool = True) -> Path:
+    """A run dir as openrs.train leaves it, with TRL-named scalars under train/."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+    for step, r in enumerate(rewards, start=1):
+        writer.add_scalar("train/reward", r, step)
+        writer.add_scalar("train/completions/mean_length", 30.0 - step, step)
+        writer.add_scalar("train/completions/clipped_ratio", 0.5, step)
+        writer.add_scalar("train/diagnostics/accuracy", r / 2, step)
+        writer.add_scalar("train/cost/usd", 0.01 * step, step)
+    writer.close()
+    if done:
+        (run_dir / "summary.json").write_text("{}")
+    return run_dir
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    root = tmp_path / "sweep"
+    fake_run(
+        root / "lr=0.001", ["experiment=smoke", "lr=0.001", "grpo.max_steps=12"], [0.1 * i for i in range(12)]
+    )
+    fake_run(root / "lr=0.003", ["experiment=smoke", "lr=0.003", "grpo.max_steps=12"], [1.0] * 5, done=False)
+    return root
+
+
+def test_compare_table_csv_and_png(sweep, tmp_path, capsys):
+    rows, csv_path, png_path = compare.compare(
+        [sweep], compare.CompareConfig(out=str(tmp_path / "out"), window=4)
+    )
+    out = capsys.readouterr().out
+    header, first, second = out.splitlines()[:3]
+    assert "reward" in header and "cost $" in header
+    # Runs are named by the override that tells them apart, not the shared ones.
+    assert first.startswith("lr=0.001 ") and second.startswith("lr=0.003 ")
+    assert " done " in first and " running " in second  # the second has no summary.json yet
+    by_run = {r["run"]: r for r in rows}
+    assert by_run["lr=0.001"]["steps"] == 12 and by_run["lr=0.003"]["steps"] == 5
+    assert by_run["lr=0.001"]["reward_final"] == pytest.approx((0.8 + 0.9 + 1.0 + 1.1) / 4)
+    assert by_run["lr=0.003"]["accuracy_final"] == pytest.approx(0.5)
+    assert by_run["lr=0.003"]["clipped_final"] == pytest.approx(0.5)
+    assert by_run["lr=0.001"]["cost_usd"] == pytest.approx(0.12)
+    with open(csv_path) as fh:
+        assert [r["run"] for r in csv.DictReader(fh)] == ["lr=0.001", "lr=0.003"]
+    assert_png_not_blank(png_path)
+
+
+def assert_png_not_blank(path: Path) -> None:
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(path))
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 200
+    assert pixels[..., :3].std() > 0.05, "the plot is blank"
+
+
+def test_find_runs_accepts_run_dirs_tb_dirs_and_parents(sweep):
+    runs = compare.find_runs([sweep])
+    assert [p.name for p in runs] == ["lr=0.001", "lr=0.003"]
+    assert compare.find_runs([sweep / "lr=0.001"]) == runs[:1]
+    assert compare.find_runs([sweep / "lr=0.001" / "tb"]) == runs[:1]
+    assert compare.find_runs([sweep.parent / "nothing-here"]) == []
+
+
+def test_cli_options_and_sweep_dirs_with_equals_signs(sweep, tmp_path):
+    dirs, cfg = compare.parse_args([str(sweep / "lr=0.001"), "metrics=[train/reward,accuracy]", "smooth=0.9"])
+    assert dirs == [sweep / "lr=0.001"]
+    assert cfg.metrics == ["train/reward", "accuracy"] and cfg.smooth == 0.9
+    with pytest.raises(Exception, match="smooth"):  # typed options: a wrong value names its key
+        compare.parse_args(["smooth=red"])
+
+
+def test_main_prints_both_runs_and_fails_cleanly_without_runs(sweep, tmp_path, capsys):
+    assert compare.main([str(sweep), f"out={tmp_path}", "metrics=[reward]"]) == 0
+    out = capsys.readouterr().out
+    assert "lr=0.001" in out and "lr=0.003" in out and (tmp_path / "compare.png").exists()
+    assert compare.main([str(tmp_path / "empty")]) == 1
+    assert "no runs" in capsys.readouterr().err
+
+
+def test_unknown_metric_is_an_error(sweep, tmp_path):
+    with pytest.raises(ValueError, match="none of metrics"):
+        compare.compare([sweep], compare.CompareConfig(out=str(tmp_path), metrics=["no/such/tag"]))
+
+
+def test_ema_matches_tensorboard_smoothing():
+    assert compare.ema([1.0, 1.0, 1.0], 0.6) == pytest.approx([1.0, 1.0, 1.0])  # debiased: no ramp from 0
+    smoothed = compare.ema([0.0, 10.0], 0.5)
+    assert smoothed[1] == pytest.approx((0.5 * 0 * 0.5 + 0.5 * 10) / (1 - 0.25))
+    assert math.isnan(compare.ema([math.nan], 0.6)[0])
