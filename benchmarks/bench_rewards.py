@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from openrs.rewards import SharedVerifier, build_reward_funcs, get_reward
+from openrs.rewards import extraction as ex
 from openrs.rewards import mathcheck as mc
 from openrs.rewards.reference import seed_accuracy, seed_correct, seed_cosine, seed_length
 
@@ -208,15 +209,15 @@ def breakdown(texts: list[str], golds: list[str], args: argparse.Namespace) -> N
     from math_verify import parse, verify
 
     mc.quiet_math_verify_logs()
-    patterns = mc._scan_patterns([mc.answer_config("all")])
+    patterns = ex._scan_patterns([ex.answer_config("all")])
     parts = {
         "gold parse (full solution text)": lambda t, g: parse(g, extraction_mode="first_match",
                                                               extraction_config=list(mc.GOLD_CONFIG)),
-        "completion: regex scan only": lambda t, g: mc._first_match(t, patterns),
+        "completion: regex scan only": lambda t, g: ex._first_match(t, patterns),
         "completion: full parse, boxed=all (accuracy)": lambda t, g: parse(
-            t, extraction_config=[mc.answer_config("all")], extraction_mode="first_match"),
+            t, extraction_config=[ex.answer_config("all")], extraction_mode="first_match"),
         "completion: full parse, boxed=True (cosine, length)": lambda t, g: parse(
-            t, extraction_config=[mc.answer_config(True)], extraction_mode="first_match"),
+            t, extraction_config=[ex.answer_config(True)], extraction_mode="first_match"),
     }
     rows, _ = load_problems()
     warm_t, warm_g = make_batch(min(args.warm, 120), rows[len(rows) * 4 // 5:], rows, args.style, seed=99)
@@ -227,7 +228,7 @@ def breakdown(texts: list[str], golds: list[str], args: argparse.Namespace) -> N
         secs, _ = timed(lambda fn=fn: [fn(t, g) for t, g in zip(texts, golds, strict=True)])
         print(f"| {name} | {1e3 * secs / len(texts):.2f} |")
     gp = [parse(g, extraction_mode="first_match", extraction_config=list(mc.GOLD_CONFIG)) for g in golds]
-    ap = [parse(t, extraction_config=[mc.answer_config("all")], extraction_mode="first_match") for t in texts]
+    ap = [parse(t, extraction_config=[ex.answer_config("all")], extraction_mode="first_match") for t in texts]
     secs, _ = timed(lambda: [verify(a, g) for a, g in zip(ap, gp, strict=True)])
     print(f"| verify | {1e3 * secs / len(texts):.2f} |")
 

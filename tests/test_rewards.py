@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from openrs.rewards import REWARDS, RewardConfig, SharedVerifier, build_reward_funcs, check_params, get_reward
-from openrs.rewards.mathcheck import (
+from openrs.rewards.extraction import (
     _is_boxed_env_pattern,
     _scan_patterns,
     answer_config,

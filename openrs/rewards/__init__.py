@@ -4,8 +4,10 @@
     funcs, weights = build_reward_funcs(cfg.reward)   # -> trl.GRPOTrainer(reward_funcs=funcs), reward_weights
 
 Modules: `terms` (the terms), `params` (parameter validation), `registry` (names, builders), `verifier` (shared
-pass + cache + metrics), `pool` (worker processes with a hard time limit), `mathcheck` (math-verify inside a
-worker), `text` (completion text), `config` (Hydra schema of the `reward` group).
+pass + cache + metrics), `pool` (worker processes with a hard time limit), `mathcheck` (gold parse, verify and
+caches inside a worker), `extraction` (the completion's answer, one scan for all normalizations), `text`
+(completion text), `config` (Hydra schema of the `reward` group), `reference` (the seed's naive code path, for
+parity tests and benchmarks).
 """
 
 from openrs.rewards.config import RewardConfig, RewardTermConfig, VerifierConfig

@@ -11,7 +11,8 @@ from typing import Any
 
 from math_verify import parse, verify
 
-from openrs.rewards.mathcheck import GOLD_CONFIG, answer_config, quiet_math_verify_logs
+from openrs.rewards.extraction import answer_config
+from openrs.rewards.mathcheck import GOLD_CONFIG, quiet_math_verify_logs
 
 
 def seed_correct(text: str, gold: str, boxed: Any) -> bool | None:

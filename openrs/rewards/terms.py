@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from openrs.rewards.mathcheck import BOXED_MODES
+from openrs.rewards.extraction import BOXED_MODES
 from openrs.rewards.params import Param
 from openrs.rewards.text import completion_texts
 from openrs.rewards.verifier import SharedVerifier, Verdict

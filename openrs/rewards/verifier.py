@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from openrs.rewards.mathcheck import BOXED_MODES, is_boxed_mode
+from openrs.rewards.extraction import BOXED_MODES, is_boxed_mode
 from openrs.rewards.pool import KillablePool
 
 _HANDLER = "openrs.rewards.mathcheck:check"
