@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -94,3 +97,35 @@ def test_tasks_queued_behind_a_stuck_one_are_rerun_elsewhere():
         assert not any(o.failed for o in out)
     finally:
         pool.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux-only")
+@pytest.mark.parametrize("exit_call", ["sys.exit(0)", "os._exit(0)"])
+def test_workers_die_with_their_parent(exit_call, tmp_path):
+    """Normal exit (atexit closes the pool) and hard exit (idle worker: socket EOF; busy one: PR_SET_PDEATHSIG)."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys\n"
+        "from openrs.rewards.pool import KillablePool\n"
+        "pool = KillablePool('time:sleep', workers=2, timeout_s=120)\n"
+        "pool.map([0.0, 0.0])\n"
+        "pool._workers[0].conn.send((0, 60.0))  # one worker busy for a minute, the other idle\n"
+        "print(' '.join(str(w.proc.pid) for w in pool._workers), flush=True)\n"
+        f"{exit_call}\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True)
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for its reaper counts as gone
+            return f.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in pids)
