@@ -18,7 +18,7 @@ demo: setup
 	$(PY) -m openrs.train
 
 lint: setup
-	$(VENV)/bin/ruff check openrs tests benchmarks
+	$(VENV)/bin/ruff check openrs tests benchmarks hydra_plugins
 
 test: lint
 	$(PY) -m pytest

@@ -142,7 +142,11 @@ class HardwareConfig:
     vllm_gpu_memory_utilization: float = 0.7
     vllm_max_model_length: int | None = None
     vllm_enforce_eager: bool = True
-    vllm_server_port: int = 8000
+    vllm_server_port: int = 8000  # 0: a free port picked at launch
+    vllm_server_host: str = "127.0.0.1"
+    vllm_server_timeout_s: float = 600.0
+    master_port: int = 0  # 0: a free port picked at launch
+    ddp_backend: str | None = None  # None: nccl on GPUs, gloo on CPU
 
 
 @dataclass

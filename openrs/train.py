@@ -51,6 +51,8 @@ def to_grpo_config(cfg: RunConfig, run_dir: Path) -> GRPOConfig:
             "vllm_gpu_memory_utilization": hw.vllm_gpu_memory_utilization,
             "vllm_max_model_length": hw.vllm_max_model_length,
             "vllm_server_port": hw.vllm_server_port,
+            "vllm_server_host": hw.vllm_server_host,
+            "vllm_server_timeout": hw.vllm_server_timeout_s,
         }
     return GRPOConfig(
         output_dir=str(run_dir / "checkpoints"),
@@ -100,6 +102,7 @@ def to_grpo_config(cfg: RunConfig, run_dir: Path) -> GRPOConfig:
         log_completions=g.log_completions,
         report_to=["tensorboard"],
         disable_tqdm=True,
+        ddp_backend=hw.ddp_backend,
         **vllm,
     )
 
@@ -179,16 +182,35 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     return trainer
 
 
-def run_training(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    """Train (resuming from the newest complete checkpoint in the run dir), save the final model, summarize."""
-    from openrs import checkpoints, tracking
+def run_training(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer | None = None) -> dict[str, Any]:
+    """Train (resuming from the newest complete checkpoint in the run dir), save the final model, summarize.
+
+    Every start resumes, whatever ended the previous one (kill, requeue, time limit). On submitit's
+    preemption signal the run saves a checkpoint at the end of the step and hands over to submitit.
+    """
+    from openrs import checkpoints, resume, tracking
+    from openrs.preemption import STOP_FILE_ENV, PreemptionCallback
 
     run_dir = Path(run_dir)
-    trainer = build_trainer(cfg, run_dir)
-    resume_from = checkpoints.latest_complete_checkpoint(run_dir / "checkpoints")
+    trainer = trainer or build_trainer(cfg, run_dir)
+    resume_from = resume.prepare_resume(run_dir, trainer.is_world_process_zero())
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
+    if trainer.is_world_process_zero():
+        resume.record_start(run_dir, resume_from)
+    resume_step = checkpoints.checkpoint_step(resume_from) if resume_from else 0
+    resume.continue_tensorboard(trainer, run_dir / "tb", resume_step or 0)
+    stop_file = os.environ.get(STOP_FILE_ENV)
+    preempt = PreemptionCallback(stop_file=Path(stop_file) if stop_file else None)
+    if stop_file is None:  # a rank started by openrs.launch hears of preemption through the stop file
+        preempt.install()
+    trainer.add_callback(preempt)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if preempt.stopped:
+        log.warning("preempted: checkpoint saved at step %d; the next start resumes there", trainer.state.global_step)
+        if stop_file is None:
+            preempt.hand_over()  # submitit requeues the job and this process exits
+        return {"preempted": True, "global_step": trainer.state.global_step, "run_dir": str(run_dir)}
 
     summary = tracking.summarize(trainer.state.log_history)
     summary.update(
@@ -212,10 +234,13 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the final mean reward (for sweepers)."""
     from hydra.core.hydra_config import HydraConfig
 
+    from openrs.launch import launch, validate_hardware
+
     run_cfg = to_run_config(cfg)
+    validate_hardware(run_cfg.hardware)
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
-    summary = run_training(run_cfg, resolve_run_dir(run_cfg, hydra_dir))
+    summary = launch(run_cfg, resolve_run_dir(run_cfg, hydra_dir))
     return summary.get("final", {}).get("reward")
 
 

@@ -1,0 +1,92 @@
+"""Checkpoint on preemption, then let submitit requeue the job.
+
+submitit signals a job (USR2 by default) shortly before its time limit or when it is preempted, and its
+own handler resubmits the job at once. This callback stands in front of that handler: it lets the current
+optimizer step finish, saves a checkpoint, and only then hands over to submitit. Ranks of a multi-process
+run learn of the request through a stop file written by the node's launcher, and agree on the step to
+stop at with one all-reduce per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
+
+STOP_FILE_ENV = "OPENRS_STOP_FILE"  # set by the launcher for its ranks
+
+
+def preemption_signal() -> int:
+    """The signal submitit uses for preemption and time-outs (``SUBMITIT_PREEMPT_SIGNAL``, default USR2)."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    return int(getattr(signal, f"SIG{name}", signal.SIGUSR2))
+
+
+class PreemptionCallback(TrainerCallback):
+    """Stop at the end of the current step with a checkpoint once preemption has been requested."""
+
+    def __init__(self, stop_file: Path | None = None) -> None:
+        self.stop_file = Path(stop_file) if stop_file else None
+        self.requested = False  # this process got the signal
+        self.stopped = False  # training ended because of it (a checkpoint was saved)
+        self.training = False
+        self._chained: Callable[..., Any] | None = None
+        self._signum = preemption_signal()
+
+    # -- signal side ---------------------------------------------------------------------------------
+    def install(self) -> None:
+        """Take over the preemption signal; the handler found there (submitit's) runs after the save."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals can only be handled on the main thread
+        current = signal.getsignal(self._signum)
+        if callable(current):
+            self._chained = current
+        signal.signal(self._signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        log.warning("preemption signal %s: checkpoint at the end of this step, then requeue", signum)
+        self.requested = True
+        if not self.training:  # nothing to save (loading, or already done): hand over now
+            self.hand_over()
+
+    def hand_over(self) -> None:
+        """Run the chained handler (submitit: requeue and exit); without one, exit."""
+        if self._chained is not None:
+            self._chained(self._signum, None)
+        raise SystemExit(1)
+
+    # -- trainer side --------------------------------------------------------------------------------
+    def _stop_wanted(self, args: Any) -> bool:
+        wanted = self.requested or bool(self.stop_file and self.stop_file.exists())
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            import torch
+
+            device = args.device if dist.get_backend() == "nccl" else "cpu"
+            flag = torch.tensor([1.0 if wanted else 0.0], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            wanted = bool(flag.item())
+        return wanted
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: D401 - transformers hook
+        self.training = True
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: D401 - transformers hook
+        if self._stop_wanted(args):
+            control.should_save = True
+            control.should_training_stop = True
+            self.stopped = True
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: D401 - transformers hook
+        self.training = False

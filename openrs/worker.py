@@ -1,0 +1,52 @@
+"""One training rank, started by :mod:`openrs.launch`: ``python -m openrs.worker <config.yaml> <run dir>``.
+
+The launcher sets the torch distributed environment; this trains with the resolved config the launcher
+wrote and leaves ``<run dir>/.launch/rank-<r>.json`` (final step and a digest of the weights), which the
+launcher compares across ranks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from openrs.config import RunConfig
+
+
+def load_config(path: Path) -> RunConfig:
+    merged = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(path))
+    obj = OmegaConf.to_object(merged)
+    assert isinstance(obj, RunConfig)
+    return obj
+
+
+def main(argv: list[str]) -> int:
+    from openrs import tracking
+    from openrs.launch import LAUNCH_DIR, weights_digest
+    from openrs.train import build_trainer, run_training
+
+    config_path, run_dir = Path(argv[0]), Path(argv[1])
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
+    cfg = load_config(config_path)
+    trainer = build_trainer(cfg, run_dir)
+    summary = run_training(cfg, run_dir, trainer)
+    tracking.write_json_atomic(
+        run_dir / LAUNCH_DIR / f"rank-{rank}.json",
+        {
+            "rank": rank,
+            "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+            "global_step": trainer.state.global_step,
+            "preempted": bool(summary.get("preempted")),
+            "weights_digest": weights_digest(trainer.model),
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

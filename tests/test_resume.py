@@ -1,0 +1,131 @@
+"""A run killed with SIGKILL at any moment resumes from its newest complete checkpoint with the same command.
+
+The smoke run is killed three times (before its first checkpoint, right as a checkpoint is being written,
+and between checkpoints), restarted each time, and must end at the same step count with every step logged
+once (metrics and TensorBoard) and no half-written checkpoint ever marked complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from openrs.checkpoints import MARKER, checkpoint_step
+from openrs.tracking import read_metrics
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+MAX_STEPS, SAVE_STEPS = 30, 5
+# What a complete checkpoint must hold for Trainer to resume from it (single process, no DeepSpeed).
+CHECKPOINT_FILES = {"model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json", "rng_state.pth"}
+
+
+def _logged_steps(run_dir: Path) -> list[int]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    steps = []
+    for line in path.read_text().splitlines():
+        try:
+            steps.append(json.loads(line)["step"])
+        except (ValueError, KeyError):
+            pass  # a line cut by the kill
+    return steps
+
+
+def _checkpoints(run_dir: Path) -> dict[int, Path]:
+    root = run_dir / "checkpoints"
+    return {checkpoint_step(p): p for p in root.glob("checkpoint-*")} if root.is_dir() else {}
+
+
+def _assert_marked_checkpoints_whole(run_dir: Path) -> None:
+    for step, path in _checkpoints(run_dir).items():
+        if (path / MARKER).exists():
+            missing = CHECKPOINT_FILES - {p.name for p in path.iterdir()}
+            assert not missing, f"{path} is marked {MARKER} but lacks {sorted(missing)}"
+            state = json.loads((path / "trainer_state.json").read_text())
+            assert state["global_step"] == step
+
+
+def _start(args: list[str], log_path: Path) -> subprocess.Popen:
+    out = open(log_path, "ab")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen([sys.executable, "-m", "openrs.train", *args], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _kill_when(proc: subprocess.Popen, cond, what: str, timeout: float = 300, interval: float = 0.005) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            pytest.fail(f"run ended (rc={proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(interval)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_kill9_at_three_moments_resumes_to_the_same_final_step(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "run"
+    log_path = tmp_path / "train.log"
+    same_command = [f"hydra.run.dir={run_dir}", f"grpo.max_steps={MAX_STEPS}", f"grpo.save_steps={SAVE_STEPS}"]
+
+    # 1. Before the first checkpoint: a few steps logged, nothing saved.
+    proc = _start(same_command, log_path)
+    _kill_when(proc, lambda: len(_logged_steps(run_dir)) >= 2, "two logged steps")
+    assert not any((p / MARKER).exists() for p in _checkpoints(run_dir).values())
+
+    # 2. While a checkpoint is being written: kill the moment a new checkpoint dir appears.
+    proc = _start(same_command, log_path)
+    _kill_when(proc, lambda: 10 in _checkpoints(run_dir), "checkpoint-10 to appear")
+    _assert_marked_checkpoints_whole(run_dir)
+
+    # 3. Between checkpoints: the newest complete one is some steps behind the last logged step.
+    proc = _start(same_command, log_path)
+
+    def past_a_checkpoint() -> bool:
+        marked = [s for s, p in _checkpoints(run_dir).items() if (p / MARKER).exists() and s >= 15]
+        return bool(marked) and max(_logged_steps(run_dir), default=0) >= max(marked) + 2
+
+    _kill_when(proc, past_a_checkpoint, "two steps past checkpoint-15 or later")
+    _assert_marked_checkpoints_whole(run_dir)
+    killed_at = max(_logged_steps(run_dir))
+
+    # 4. The same run dir through resume=<run dir> (from another Hydra dir): runs to the end.
+    final = subprocess.run(
+        [sys.executable, "-m", "openrs.train", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'again'}",
+         f"grpo.max_steps={MAX_STEPS}", f"grpo.save_steps={SAVE_STEPS}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert final.returncode == 0, final.stderr[-3000:]
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["global_step"] == MAX_STEPS
+    starts = [json.loads(line) for line in (run_dir / "starts.jsonl").read_text().splitlines()]
+    assert len(starts) == 4
+    resumed = [s["resumed_step"] for s in starts]
+    assert resumed[0] == 0 and resumed[1] == 0, resumed  # nothing was complete before the first two starts
+    assert resumed[2] in (5, 10) and 15 <= resumed[3] < killed_at, (resumed, killed_at)
+    assert summary["resumed_from"].endswith(f"checkpoint-{resumed[3]}")
+
+    # Every checkpoint complete and whole; none left half-written.
+    ckpts = _checkpoints(run_dir)
+    assert sorted(ckpts) == list(range(SAVE_STEPS, MAX_STEPS + 1, SAVE_STEPS))
+    assert all((p / MARKER).exists() for p in ckpts.values())
+    _assert_marked_checkpoints_whole(run_dir)
+
+    # Each step logged once, in order, in metrics.jsonl and in TensorBoard (events past a resume point purged).
+    assert [r["step"] for r in read_metrics(run_dir) if "reward" in r] == list(range(1, MAX_STEPS + 1))
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/reward")] == list(range(1, MAX_STEPS + 1))
