@@ -83,7 +83,14 @@ class DiagnosticsObserver:
             log.warning("no synchronous reward function to observe: diagnostics/* will not be logged")
             return list(reward_funcs)
         if self.accuracy_term is None:
-            self.accuracy_term = next((f for f in reward_funcs if getattr(f, "needs_verifier", False)), None)
+            self.accuracy_term = next(
+                (
+                    f
+                    for f in reward_funcs
+                    if getattr(f, "needs_verifier", False) and callable(getattr(f, "verdicts", None))
+                ),
+                None,
+            )
         out = list(reward_funcs)
         out[plain[-1]] = ObservedReward(out[plain[-1]], self)
         return out
