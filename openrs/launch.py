@@ -287,6 +287,10 @@ def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan) -> dict[str, Any]
         shutil.rmtree(launch_dir)
     launch_dir.mkdir(parents=True)
     resume.discard_incomplete(run_dir / "checkpoints")  # before any rank looks for a checkpoint
+    if cfg.model.tiny is not None:  # build the tiny model once here, not N times at once in the ranks
+        from openrs import models
+
+        models.resolve_model_path(cfg.model)
 
     cfg = dataclasses.replace(cfg, hardware=dataclasses.replace(cfg.hardware, ddp_backend=plan.backend))
     server = nullcontext()
