@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from openrs.config import ModelConfig, TinyModelConfig
 from openrs.models import load_model_and_tokenizer, tiny_model_dir
 
@@ -61,3 +63,19 @@ def test_tiny_model_generates():
     torch.manual_seed(0)
     out = model.generate(ids, max_new_tokens=5, do_sample=True, pad_token_id=tokenizer.pad_token_id)
     assert out.shape[1] > ids.shape[1]
+
+
+def test_concurrent_builds_of_one_tiny_model_all_succeed(tmp_path):
+    """Parallel sweep jobs may build the same tiny model at once; each must end with the one finished copy."""
+    import subprocess
+    import sys
+
+    code = (
+        "from openrs.config import TinyModelConfig; from openrs.models import tiny_model_dir; "
+        f"print(tiny_model_dir(TinyModelConfig(cache_dir={str(tmp_path)!r})))"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    assert len(set(outs)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [Path(outs[0]).name]  # no staging dirs left behind
