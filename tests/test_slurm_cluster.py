@@ -7,29 +7,15 @@ bring the cluster up with `sudo launchers/slurm/setup_local_cluster.sh` to run t
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from slurm_support import SINFO_PROBLEM
+from slurm_support import wait_for as _wait
 
-
-def _sinfo_problem() -> str | None:
-    """Why there is no usable cluster, or None when sinfo answers."""
-    if shutil.which("sinfo") is None:
-        return "sinfo not on PATH (no SLURM here; run launchers/slurm/setup_local_cluster.sh as root)"
-    try:
-        proc = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "sinfo did not answer within 20 s (slurmctld down? run launchers/slurm/setup_local_cluster.sh)"
-    if proc.returncode != 0:
-        msg = (proc.stderr or proc.stdout).strip().splitlines()
-        return f"sinfo does not answer ({msg[-1] if msg else 'rc=' + str(proc.returncode)}); run launchers/slurm/setup_local_cluster.sh"
-    return None
-
-
-_PROBLEM = _sinfo_problem()
+_PROBLEM = SINFO_PROBLEM
 pytestmark = pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")
 
 
@@ -37,18 +23,6 @@ def _run(*args: str, timeout: float = 30) -> str:
     proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(args)} failed (rc={proc.returncode}): {proc.stderr.strip()}"
     return proc.stdout
-
-
-def _wait(cond, timeout: float, what: str, interval: float = 0.5):
-    """Poll cond() until it returns something truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def _sbatch(tmp_path: Path, script: str, *options: str) -> str:

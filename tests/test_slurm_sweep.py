@@ -8,13 +8,12 @@ saying why, where no ``sinfo`` answers.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from slurm_support import SINFO_PROBLEM, wait_for
 
 from openrs.checkpoints import MARKER, checkpoint_step
 from openrs.tracking import read_metrics
@@ -22,20 +21,16 @@ from openrs.tracking import read_metrics
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _sinfo_problem() -> str | None:
-    if shutil.which("sinfo") is None:
-        return "sinfo not on PATH: no SLURM here (bring one up with launchers/slurm/setup_local_cluster.sh)"
-    try:
-        proc = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "sinfo did not answer within 20 s (slurmctld down? run launchers/slurm/setup_local_cluster.sh)"
-    if proc.returncode != 0:
-        return f"sinfo does not answer ({(proc.stderr or proc.stdout).strip()[-200:]}); run launchers/slurm/setup_local_cluster.sh"
-    return None
+def _wait(cond, timeout: float, what: str):
+    return wait_for(cond, timeout, what, interval=0.2)
 
 
-_PROBLEM = _sinfo_problem()
-pytestmark = [pytest.mark.slow, pytest.mark.slurm, pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")]
+_PROBLEM = SINFO_PROBLEM
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.slurm,
+    pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or ""),
+]
 
 # The local cluster grants at most 16 CPUs and ~20 GB a job; the preset's 4 GPUs stay as they are.
 SMALL = ["hydra.launcher.cpus_per_task=2", "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=60"]
@@ -45,17 +40,6 @@ def _sacct(job_id: str, fields: str, duplicates: bool = False) -> list[list[str]
     args = ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", fields] + (["-D"] if duplicates else [])
     out = subprocess.run(args, capture_output=True, text=True, timeout=30).stdout
     return [line.split("|") for line in out.splitlines() if line.strip()]
-
-
-def _wait(cond, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def _tb_steps(run_dir: Path, tag: str = "train/reward") -> list[int]:
@@ -106,7 +90,9 @@ def test_interrupted_twice_resumes_from_newest_checkpoint_each_time(tmp_path):
     )  # fmt: skip
     run_dir = sweep / "run"
     try:
-        job_dir = _wait(lambda: next((sweep / ".submitit").glob("[0-9]*"), None), 60, "the job's submitit folder")
+        job_dir = _wait(
+            lambda: next((sweep / ".submitit").glob("[0-9]*"), None), 60, "the job's submitit folder"
+        )
         job_id = job_dir.name
 
         def starts() -> list[dict]:
@@ -125,7 +111,9 @@ def test_interrupted_twice_resumes_from_newest_checkpoint_each_time(tmp_path):
             return max((s for s, m in complete_steps().items() if m < t), default=0)
 
         # 1. submitit's own preemption path: SIGTERM (ignored) + USR2 -> checkpoint at step end, requeue.
-        _wait(lambda: run_dir.joinpath("checkpoints").is_dir() and complete_steps(), 300, "a first checkpoint")
+        _wait(
+            lambda: run_dir.joinpath("checkpoints").is_dir() and complete_steps(), 300, "a first checkpoint"
+        )
         submitit.SlurmJob(folder=job_dir.parent / "%j", job_id=job_id)._interrupt()
         _wait(lambda: len(starts()) >= 2, 180, "the job to start again after the USR2 interrupt")
         second = starts()[1]
@@ -133,11 +121,16 @@ def test_interrupted_twice_resumes_from_newest_checkpoint_each_time(tmp_path):
         assert second["slurm_restart_count"] == 1
 
         # 2. An outside requeue: no checkpoint on the way out (SIGKILL after KillWait); resume from the newest.
-        _wait(lambda: max(complete_steps()) > second["resumed_step"], 300, "a checkpoint after the first resume")
+        _wait(
+            lambda: max(complete_steps()) > second["resumed_step"], 300, "a checkpoint after the first resume"
+        )
         subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=60)
         _wait(lambda: len(starts()) >= 3, 180, "the job to start again after scontrol requeue")
         third = starts()[2]
-        assert third["resumed_step"] == newest_before(third["time"]) > second["resumed_step"], (third, complete_steps())
+        assert third["resumed_step"] == newest_before(third["time"]) > second["resumed_step"], (
+            third,
+            complete_steps(),
+        )
         assert third["slurm_restart_count"] == 2
 
         out, _ = parent.communicate(timeout=600)
@@ -151,6 +144,7 @@ def test_interrupted_twice_resumes_from_newest_checkpoint_each_time(tmp_path):
     assert summary["global_step"] == max_steps
     assert [r["step"] for r in read_metrics(run_dir) if "reward" in r] == list(range(1, max_steps + 1))
     assert _tb_steps(run_dir) == list(range(1, max_steps + 1))
+
     def states() -> list[str]:
         return [row[0] for row in _sacct(job_id, "State", duplicates=True)]
 
