@@ -56,15 +56,23 @@ def complete_checkpoints(checkpoints_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: checkpoint_step(p) or 0)
 
 
-def latest_complete_checkpoint(checkpoints_dir: Path) -> Path | None:
-    """The newest marked checkpoint; unmarked (half-written) ones are reported and skipped."""
+def incomplete_checkpoints(checkpoints_dir: Path) -> list[Path]:
+    """``checkpoint-<step>`` dirs without a marker (a kill mid-save), sorted by name."""
     root = Path(checkpoints_dir)
     if not root.is_dir():
-        return None
-    for p in root.iterdir():
-        if p.is_dir() and checkpoint_step(p) is not None and not (p / MARKER).exists():
-            log.warning("ignoring incomplete checkpoint %s (no %s marker)", p, MARKER)
-    complete = complete_checkpoints(root)
+        return []
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and checkpoint_step(p) is not None and not (p / MARKER).exists()
+    )
+
+
+def latest_complete_checkpoint(checkpoints_dir: Path) -> Path | None:
+    """The newest marked checkpoint; unmarked (half-written) ones are reported and skipped."""
+    for p in incomplete_checkpoints(checkpoints_dir):
+        log.warning("ignoring incomplete checkpoint %s (no %s marker)", p, MARKER)
+    complete = complete_checkpoints(checkpoints_dir)
     return complete[-1] if complete else None
 
 

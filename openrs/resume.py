@@ -20,15 +20,12 @@ log = logging.getLogger(__name__)
 
 def discard_incomplete(checkpoints_dir: Path) -> list[Path]:
     """Delete ``checkpoint-<step>`` dirs without a COMPLETE marker (a kill mid-save); return them."""
-    root = Path(checkpoints_dir)
-    if not root.is_dir():
-        return []
-    removed = []
-    for p in sorted(root.iterdir()):
-        if p.is_dir() and checkpoints.checkpoint_step(p) is not None and not (p / checkpoints.MARKER).exists():
-            log.warning("removing incomplete checkpoint %s (no %s marker: killed while saving)", p, checkpoints.MARKER)
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
+    removed = checkpoints.incomplete_checkpoints(checkpoints_dir)
+    for p in removed:
+        log.warning(
+            "removing incomplete checkpoint %s (no %s marker: killed while saving)", p, checkpoints.MARKER
+        )
+        shutil.rmtree(p, ignore_errors=True)
     return removed
 
 
