@@ -13,9 +13,7 @@ import platform
 import socket
 import subprocess
 import sys
-from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
-from enum import Enum
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,32 +21,12 @@ from typing import Any
 from transformers import TrainerCallback
 
 from openrs import figures
+from openrs.atomic import write_json_atomic
 
 TRACKED_PACKAGES = [
     "openrs", "torch", "transformers", "trl", "accelerate", "datasets", "peft", "hydra-core", "omegaconf",
     "math-verify", "tensorboard", "submitit", "hydra-submitit-launcher", "vllm", "deepspeed", "liger-kernel",
 ]  # fmt: skip
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, default=_jsonable)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if is_dataclass(value):
-        return asdict(value)
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
 
 
 def package_versions() -> dict[str, str | None]:

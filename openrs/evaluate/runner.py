@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from openrs.atomic import write_json_atomic
 from openrs.evaluate.backends import Backend, SamplingSettings
 from openrs.evaluate.benchmarks import BenchmarkSpec, Problem, chat_messages
 from openrs.evaluate.pool import Job, ScoringPool
@@ -153,7 +154,7 @@ def evaluate(
         "average": average.to_dict() if average is not None else None,
     }
     if out is not None:
-        write_json(out / "results.json", results)
+        write_json_atomic(out / "results.json", results)
     return EvalReport(done, average, results)
 
 
@@ -163,10 +164,4 @@ def write_records(path: Path, records: Sequence[dict[str, Any]]) -> None:
     with tmp.open("w", encoding="utf-8") as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     tmp.replace(path)
