@@ -107,8 +107,8 @@ def load_problems(cfg: DatasetConfig) -> Dataset:
     def to_example(row: dict[str, Any]) -> dict[str, Any]:
         return {"prompt": make_prompt(row[problem_col], system), "solution": row[solution_col]}
 
-    drop = [c for c in ("prompt",) if c in ds.column_names]
-    return ds.map(to_example, remove_columns=drop or None)
+    # A source's own `prompt` column is replaced by the chat turns.
+    return ds.map(to_example, remove_columns=["prompt"] if "prompt" in ds.column_names else None)
 
 
 def _check_rows(ds: Dataset, cfg: DatasetConfig, origin: str) -> None:
