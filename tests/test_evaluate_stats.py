@@ -49,6 +49,12 @@ def test_pass1_and_mean_pass_at_k() -> None:
         per_problem_pass1([])
     with pytest.raises(ValueError):
         per_problem_pass1([[1], []])
+    # A problems x samples array takes the vectorised path and agrees with the list path.
+    grid = np.array([[1, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0], [1, 0, 1, 0]], dtype=bool)
+    assert per_problem_pass1(grid).tolist() == [0.25, 1.0, 0.0, 0.5]
+    for empty in (np.zeros((0, 4)), np.zeros((3, 0))):
+        with pytest.raises(ValueError):
+            per_problem_pass1(empty)
 
 
 def test_bootstrap_exact_on_two_problems() -> None:
