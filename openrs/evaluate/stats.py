@@ -4,6 +4,7 @@ Inputs are per-problem lists of 0/1 outcomes (one entry per sample). pass@1 is t
 each problem's fraction correct; its interval resamples problems (not samples) with replacement, since the
 benchmark's problems are the main source of noise. pass@k uses the unbiased estimator of Chen et al. (2021):
 ``1 - C(n-c, k) / C(n, k)`` for a problem with ``c`` correct out of ``n`` samples.
+Comparing two models on the same problems, and the spread over seeds, are in :mod:`openrs.evaluate.paired`.
 """
 
 from __future__ import annotations
