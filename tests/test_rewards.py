@@ -22,7 +22,7 @@ from openrs.rewards.extraction import (
 from openrs.rewards.reference import seed_accuracy, seed_correct, seed_cosine, seed_length
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_SAMPLE = Path("/work/shared/data/benchmarks/train_sample.jsonl")
+TRAIN_SAMPLE = REPO.parent / "shared" / "data" / "benchmarks" / "train_sample.jsonl"  # absent in a user's clone
 
 # Golds as the open-rs `solution` column holds them: LaTeX with $...$ or \boxed{} (a bare "12" does not parse).
 GOLD = "$12$"
@@ -75,7 +75,7 @@ def test_unknown_reward_names_the_bad_one_and_lists_valid():
         ("cosine", {"clamp": 1}, r"'clamp' must be a bool"),
         ("cosine", {"length_unit": "words"}, r"'length_unit' must be one of \['chars', 'tokens'\]"),
         ("accuracy", {"boxed": 1}, r"'boxed' must be one of \['all', 'last', 'none', True\]"),
-        ("accuracy", {"unparseable_gold": None}, r"'unparseable_gold' must be one of \['skip', 'seed'\]"),
+        ("accuracy", {"unparseable_gold": None}, r"'unparseable_gold' must be one of \['seed', 'skip'\]"),
         ("repetition_penalty", {"max_penalty": 0.5}, r"'max_penalty' must be <= 0"),
         ("repetition_penalty", {"ngram_size": 0}, r"'ngram_size' must be >= 1"),
     ],
@@ -90,7 +90,7 @@ def test_invalid_params_name_the_param(name, params, message):
 def test_check_params_fills_seed_defaults():
     assert check_params("cosine", {}) == {
         "min_value_wrong": 0.0, "max_value_wrong": -0.5, "min_value_correct": 0.5, "max_value_correct": 1.0,
-        "max_len": 1000, "length_unit": "chars", "clamp": False, "boxed": True, "unparseable_gold": "skip",
+        "max_len": 1000, "length_unit": "chars", "clamp": False, "boxed": True, "unparseable_gold": "seed",
     }
     assert check_params("accuracy", {})["boxed"] == "all"
     assert check_params("length", {})["boxed"] is True
@@ -243,18 +243,38 @@ def test_length_values(verifier):
     assert f(completions=[RIGHT, WRONG], solution=[GOLD] * 2) == [0.0, 0.0]  # equal lengths
 
 
-def test_unparseable_gold_skip_or_seed(verifier):
+def test_unparseable_gold_seed_by_default_or_skip(verifier):
     logged: list[tuple[str, float]] = []
     texts, golds = ["$\\boxed{12}$", "$\\boxed{77}$", "abc" * 5], ["12", "no math here", GOLD]
     kw = {"completions": texts, "solution": golds, "log_metric": lambda k, v: logged.append((k, v))}
-    assert term("accuracy", verifier)(**kw) == [None, None, 0.0]
+    assert term("accuracy", verifier)(**kw) == [1.0, 1.0, 0.0]  # the seed's value is the default
     assert ("verifier/unparseable_gold_rows", 2.0) in logged
-    assert term("accuracy", verifier, unparseable_gold="seed")(**kw) == [1.0, 1.0, 0.0]
-    assert term("cosine", verifier)(**kw)[:2] == [None, None]
-    assert term("cosine", verifier, unparseable_gold="seed")(**kw)[:2] == [1.0, 1.0]
+    assert term("accuracy", verifier, unparseable_gold="skip")(**kw) == [None, None, 0.0]
+    assert term("cosine", verifier)(**kw)[:2] == [1.0, 1.0]
+    assert term("cosine", verifier, unparseable_gold="skip")(**kw)[:2] == [None, None]
     # length: the seed counted such rows as correct (lengths 12, 12, 15 -> lambda 0.5, 0.5, -0.5)
-    assert term("length", verifier)(**kw) == [None, None, -0.5]
-    assert term("length", verifier, unparseable_gold="seed")(**kw) == pytest.approx([0.5, 0.5, -0.5])
+    assert term("length", verifier)(**kw) == pytest.approx([0.5, 0.5, -0.5])
+    assert term("length", verifier, unparseable_gold="skip")(**kw) == [None, None, -0.5]
+
+
+# Golds that parse to nothing, to a bare string (no sympy value), and to the empty set; each with a right-looking,
+# a wrong and an empty completion. The seed scored the first as 1.0 (len(gold_parsed) == 0) and verified the others.
+ODD_GOLDS = {"nothing": "no math at all", "bare_string": "$1 +$", "empty_set": "$\\emptyset$"}
+ODD_TEXTS = ["$\\boxed{1 +}$", "$\\boxed{\\emptyset}$", "$\\boxed{\\varnothing}$", "$\\boxed{7}$", ""]
+
+
+@pytest.mark.parametrize("kind", sorted(ODD_GOLDS))
+def test_odd_golds_get_the_seeds_values_by_default(verifier, kind):
+    from openrs.rewards.mathcheck import parse_gold
+
+    gold = ODD_GOLDS[kind]
+    parsed = parse_gold(gold)
+    assert {"nothing": parsed == [], "bare_string": parsed and all(isinstance(x, str) for x in parsed),
+            "empty_set": bool(parsed) and str(parsed[0]) == "EmptySet"}[kind], parsed
+    texts, golds = ODD_TEXTS, [gold] * len(ODD_TEXTS)
+    assert term("accuracy", verifier)(completions=texts, solution=golds) == seed_accuracy(texts, golds)
+    assert term("cosine", verifier)(completions=texts, solution=golds) == seed_cosine(texts, golds)
+    assert term("length", verifier)(completions=texts, solution=golds) == seed_length(texts, golds)
 
 
 def test_needs_solution(verifier):

@@ -28,8 +28,9 @@ _BOXED = Param(
     "cosine/length; true leaves \\boxed inside $...$ unextracted)"
 )
 _UNPARSEABLE = Param(
-    "skip", ("skip", "seed"), "gold math-verify cannot parse: 'skip' = None (TRL ignores the row), 'seed' = what the "
-    "seed gave (accuracy/cosine 1.0, length counts the row as correct)"
+    "seed", ("seed", "skip"), "gold math-verify cannot parse: 'seed' = what the seed gave (accuracy/cosine 1.0, length "
+    "counts the row as correct); 'skip' = None, which TRL 1.16 turns into NaN and nansums, so the term adds 0 to that "
+    "row's reward (the row itself still trains, on the other terms)"
 )
 
 
