@@ -44,6 +44,27 @@ class VllmMode(str, Enum):
     colocate = "colocate"  # vLLM inside each training rank, sharing its GPU
 
 
+class LossType(str, Enum):
+    """TRL 1.16's loss aggregations (``GRPOConfig.loss_type``); docs/PARITY.md says which one the seed ran."""
+
+    grpo = "grpo"  # mean over each sequence's tokens, then over sequences
+    bnpo = "bnpo"  # sum over the micro-batch's tokens / their count (the seed's TRL 69ad852)
+    dr_grpo = "dr_grpo"  # sum / (sequences x max_completion_length)
+    dapo = "dapo"  # sum / tokens of the whole accumulated batch (TRL 1.16's default)
+    cispo = "cispo"
+    sapo = "sapo"
+    luspo = "luspo"
+    vespo = "vespo"
+
+
+class ScaleRewards(str, Enum):
+    """What GRPO divides a reward's distance from its group mean by."""
+
+    group = "group"  # the group's reward std (the seed)
+    batch = "batch"  # the whole batch's reward std
+    none = "none"  # nothing (Dr. GRPO)
+
+
 @dataclass
 class TinyModelConfig:
     """Random-init Qwen2 and a locally trained BPE tokenizer, for CPU runs and tests."""
@@ -63,7 +84,7 @@ class ModelConfig:
     name_or_path: str = MISSING
     revision: str | None = None
     dtype: DType = DType.bfloat16
-    attn_implementation: str | None = None
+    attn_implementation: str | None = None  # flash_attention_2 falls back to sdpa (one warning) where it cannot run
     gradient_checkpointing: bool = True
     trust_remote_code: bool = False
     tiny: TinyModelConfig | None = None
@@ -82,6 +103,7 @@ class DatasetConfig:
     source: DatasetSource = DatasetSource.hub
     path: str | None = None
     name: str | None = None
+    revision: str | None = None  # hub branch, tag or commit sha
     split: str = "train"
     problem_column: str = "problem"
     solution_column: str = "solution"
@@ -140,8 +162,8 @@ class HardwareConfig:
     vllm_mode: VllmMode = VllmMode.server
     vllm_gpus: int = 0
     vllm_gpu_memory_utilization: float = 0.7
-    vllm_max_model_length: int | None = None
-    vllm_enforce_eager: bool = True
+    vllm_max_model_length: int | None = None  # None: dataset.max_prompt_length + grpo.max_completion_length
+    vllm_enforce_eager: bool | None = None  # None: vLLM's default (CUDA graphs); server mode only
     vllm_server_port: int = 8000  # 0: a free port picked at launch
     vllm_server_host: str = "127.0.0.1"
     vllm_server_timeout_s: float = 600.0
@@ -157,12 +179,18 @@ class GRPOSettings:
     max_completion_length: int = MISSING
     max_steps: int = -1
     num_train_epochs: float = 1.0
+    # The update's math; conf/parity/seed.yaml sets each to the seed's TRL (69ad852), parity=trl to TRL 1.16's.
     beta: float = 0.04
     epsilon: float = 0.2
-    loss_type: str = "grpo"
-    scale_rewards: str = "group"
+    epsilon_high: float | None = None  # None: = epsilon (symmetric clip)
+    loss_type: LossType = LossType.bnpo
+    scale_rewards: ScaleRewards = ScaleRewards.group
     num_iterations: int = 1
     mask_truncated_completions: bool = False
+    logprob_temperature: float | None = 1.0  # temperature of the trained log-probs; None: = temperature
+    steps_per_generation: int | None = 1  # micro-steps one generation feeds; None: gradient_accumulation_steps
+    importance_sampling_correction: bool = False  # TRL's vLLM-vs-trainer sequence ratio on the loss
+    bias_corrected_kl: bool = False  # multiply the k3 KL term by the importance ratio
     save_steps: int = 50
     save_total_limit: int | None = None
     logging_steps: int = 1
@@ -204,10 +232,60 @@ def register_configs() -> None:
     cs.store(name="run_schema", node=RunConfig)
 
 
+def validate_hardware(hw: HardwareConfig) -> None:
+    """Fail early, naming the field, on a hardware preset that cannot be launched."""
+    if hw.num_processes < 1:
+        raise ValueError(f"hardware.num_processes={hw.num_processes}: must be >= 1")
+    server = hw.use_vllm and VllmMode(hw.vllm_mode) is VllmMode.server
+    if hw.use_cpu:
+        if hw.use_vllm:
+            raise ValueError("hardware.use_vllm=true needs GPUs; hardware.use_cpu=true (choose hardware=cpu without vLLM)")
+        return
+    if server and hw.vllm_gpus < 1:
+        raise ValueError("hardware.vllm_mode=server needs hardware.vllm_gpus >= 1 (the server's own GPU)")
+    if not server and hw.vllm_gpus:
+        raise ValueError(f"hardware.vllm_gpus={hw.vllm_gpus} only applies to vllm_mode=server (use_vllm=true)")
+    if hw.use_vllm and not server and hw.vllm_enforce_eager:
+        raise ValueError(
+            "hardware.vllm_enforce_eager=true has no effect with vllm_mode=colocate: TRL 1.16 builds the colocated "
+            "vLLM engine without that option; set it to null"
+        )
+    used = hw.num_processes + (hw.vllm_gpus if server else 0)
+    if hw.num_gpus != used:
+        raise ValueError(
+            f"hardware.num_gpus={hw.num_gpus} but num_processes ({hw.num_processes}) + vllm_gpus "
+            f"({hw.vllm_gpus if server else 0}) = {used}: every GPU of the preset must have a job"
+        )
+    if hw.ddp_backend not in (None, "nccl", "gloo"):
+        raise ValueError(f"hardware.ddp_backend={hw.ddp_backend!r}: choose null, nccl or gloo")
+
+
+def validate_run(cfg: RunConfig) -> None:
+    """Checks that span groups; each error names the keys and the way out."""
+    validate_hardware(cfg.hardware)
+    g, hw = cfg.grpo, cfg.hardware
+    needed = cfg.dataset.max_prompt_length + g.max_completion_length
+    if hw.use_vllm and hw.vllm_max_model_length is not None and hw.vllm_max_model_length < needed:
+        raise ValueError(
+            f"hardware.vllm_max_model_length={hw.vllm_max_model_length} < dataset.max_prompt_length "
+            f"({cfg.dataset.max_prompt_length}) + grpo.max_completion_length ({g.max_completion_length}) = {needed}: "
+            "vLLM would cut completions short; set it to null (derived) or >= " + str(needed)
+        )
+    if "temperature" in g.generation_kwargs:
+        raise ValueError("grpo.generation_kwargs.temperature: set grpo.temperature (sampling) instead")
+    mismatched = g.logprob_temperature is not None and g.logprob_temperature != g.temperature
+    if g.importance_sampling_correction and mismatched:
+        raise ValueError(
+            f"grpo.importance_sampling_correction=true compares vLLM's log-probs at grpo.temperature={g.temperature} "
+            f"with the trainer's at grpo.logprob_temperature={g.logprob_temperature}: set logprob_temperature=null"
+        )
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
-    """Resolve interpolations and turn the composed DictConfig into typed dataclasses."""
+    """Resolve interpolations, turn the composed DictConfig into typed dataclasses, and check across groups."""
     obj = OmegaConf.to_object(cfg)
     assert isinstance(obj, RunConfig), f"expected RunConfig, got {type(obj).__name__}"
+    validate_run(obj)
     return obj
 
 

@@ -80,7 +80,8 @@ def _load_raw(cfg: DatasetConfig) -> tuple[Dataset, str]:
             )
         return datasets.load_dataset(fmt, data_files=str(path), split="train"), str(path)
     # Hub: needs network access (not exercised in tests; the id and split come from conf/dataset).
-    return datasets.load_dataset(cfg.path, cfg.name, split=cfg.split), f"{cfg.path}[{cfg.split}]"
+    ds = datasets.load_dataset(cfg.path, cfg.name, split=cfg.split, revision=cfg.revision)
+    return ds, f"{cfg.path}[{cfg.split}]" + (f"@{cfg.revision}" if cfg.revision else "")
 
 
 def load_problems(cfg: DatasetConfig) -> Dataset:

@@ -29,6 +29,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from openrs.config import HardwareConfig, RunConfig, VllmMode
+from openrs.grpo_config import vllm_max_model_length
 
 log = logging.getLogger(__name__)
 
@@ -43,34 +44,12 @@ class LaunchPlan:
     train_devices: tuple[str, ...]  # CUDA_VISIBLE_DEVICES of the ranks (empty on CPU)
     vllm_devices: tuple[str, ...]  # CUDA_VISIBLE_DEVICES of the vLLM server (empty: no server)
     backend: str  # torch.distributed backend of the ranks
+    distributed: bool = False  # the ranks need a torch distributed environment even alone (DeepSpeed)
 
     @property
     def in_process(self) -> bool:
-        """One rank and no server: train in this process."""
-        return self.num_ranks == 1 and not self.vllm_devices
-
-
-def validate_hardware(hw: HardwareConfig) -> None:
-    """Fail early, naming the field, on a hardware preset that cannot be launched."""
-    if hw.num_processes < 1:
-        raise ValueError(f"hardware.num_processes={hw.num_processes}: must be >= 1")
-    server = hw.use_vllm and VllmMode(hw.vllm_mode) is VllmMode.server
-    if hw.use_cpu:
-        if hw.use_vllm:
-            raise ValueError("hardware.use_vllm=true needs GPUs; hardware.use_cpu=true (choose hardware=cpu without vLLM)")
-        return
-    if server and hw.vllm_gpus < 1:
-        raise ValueError("hardware.vllm_mode=server needs hardware.vllm_gpus >= 1 (the server's own GPU)")
-    if not server and hw.vllm_gpus:
-        raise ValueError(f"hardware.vllm_gpus={hw.vllm_gpus} only applies to vllm_mode=server (use_vllm=true)")
-    used = hw.num_processes + (hw.vllm_gpus if server else 0)
-    if hw.num_gpus != used:
-        raise ValueError(
-            f"hardware.num_gpus={hw.num_gpus} but num_processes ({hw.num_processes}) + vllm_gpus "
-            f"({hw.vllm_gpus if server else 0}) = {used}: every GPU of the preset must have a job"
-        )
-    if hw.ddp_backend not in (None, "nccl", "gloo"):
-        raise ValueError(f"hardware.ddp_backend={hw.ddp_backend!r}: choose null, nccl or gloo")
+        """One rank, no server and nothing that needs torch distributed: train in this process."""
+        return self.num_ranks == 1 and not self.vllm_devices and not self.distributed
 
 
 def visible_gpus() -> list[str]:
@@ -87,10 +66,13 @@ def visible_gpus() -> list[str]:
 
 
 def make_plan(hw: HardwareConfig, gpus: list[str]) -> LaunchPlan:
-    """Split the node's GPUs: the first ``num_processes`` train, the next ``vllm_gpus`` serve vLLM."""
-    validate_hardware(hw)
+    """Split the node's GPUs: the first ``num_processes`` train, the next ``vllm_gpus`` serve vLLM.
+
+    ``hw`` was checked with the run config (openrs.config.validate_hardware); this only adds what needs the node.
+    """
+    distributed = bool(hw.deepspeed)  # DeepSpeed initialises torch distributed, even for one rank
     if hw.use_cpu:
-        return LaunchPlan(hw.num_processes, (), (), hw.ddp_backend or "gloo")
+        return LaunchPlan(hw.num_processes, (), (), hw.ddp_backend or "gloo", distributed)
     server = hw.use_vllm and VllmMode(hw.vllm_mode) is VllmMode.server
     need = hw.num_processes + (hw.vllm_gpus if server else 0)
     if len(gpus) < need:
@@ -103,7 +85,7 @@ def make_plan(hw: HardwareConfig, gpus: list[str]) -> LaunchPlan:
         log.warning("hardware=%s uses %d of the %d visible GPUs", hw.name, need, len(gpus))
     train = tuple(gpus[: hw.num_processes])
     vllm = tuple(gpus[hw.num_processes : need]) if server else ()
-    return LaunchPlan(hw.num_processes, train, vllm, hw.ddp_backend or "nccl")
+    return LaunchPlan(hw.num_processes, train, vllm, hw.ddp_backend or "nccl", distributed)
 
 
 def free_port() -> int:
@@ -127,8 +109,7 @@ def vllm_serve_command(cfg: RunConfig, port: int) -> list[str]:
     ]  # fmt: skip
     if model.revision:
         cmd += ["--revision", model.revision]
-    if hw.vllm_max_model_length:
-        cmd += ["--max_model_len", str(hw.vllm_max_model_length)]
+    cmd += ["--max_model_len", str(vllm_max_model_length(cfg))]
     if hw.vllm_enforce_eager:
         cmd += ["--enforce_eager", "true"]
     if model.trust_remote_code:
@@ -326,7 +307,7 @@ def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan) -> dict[str, Any]
 
 def launch(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` with the processes its hardware preset asks for."""
-    from openrs.train import run_training
+    from openrs.run import run_training
 
     plan = make_plan(cfg.hardware, [] if cfg.hardware.use_cpu else visible_gpus())
     if os.environ.get("SLURM_NNODES", "1") != "1":

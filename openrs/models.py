@@ -171,25 +171,57 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def model_init_kwargs(cfg: ModelConfig) -> dict:
-    """Keyword arguments for ``AutoModelForCausalLM.from_pretrained``."""
+_warned_attn: set[str] = set()
+
+
+def attn_implementation(requested: str | None, use_cpu: bool = False) -> str | None:
+    """The attention implementation to load with: ``flash_attention_2`` only where flash-attn can run.
+
+    The paper's presets ask for flash_attention_2 (the seed's setting). Without the flash-attn package or CUDA,
+    the model falls back to sdpa with one warning per process, so the same preset runs everywhere; the choice
+    is recorded in provenance.json. transformers raises on an implementation it cannot honour, so what is
+    returned here is what runs.
+    """
+    if requested != "flash_attention_2":
+        return requested
+    import importlib.util
+
+    import torch
+
+    reason = None
+    if use_cpu or not torch.cuda.is_available():
+        reason = "no CUDA device"
+    elif importlib.util.find_spec("flash_attn") is None:
+        reason = "the flash-attn package is not installed (pip install flash-attn --no-build-isolation)"
+    if reason is None:
+        return requested
+    if reason not in _warned_attn:
+        _warned_attn.add(reason)
+        log.warning("model.attn_implementation=flash_attention_2 cannot run here (%s): using sdpa", reason)
+    return "sdpa"
+
+
+def model_init_kwargs(cfg: ModelConfig, dtype: str | None = None, use_cpu: bool = False) -> dict:
+    """Keyword arguments for ``AutoModelForCausalLM.from_pretrained``; ``dtype`` overrides ``cfg.dtype``."""
     kwargs: dict = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
-    dtype = cfg.dtype.value if hasattr(cfg.dtype, "value") else str(cfg.dtype)
+    dtype = dtype or (cfg.dtype.value if hasattr(cfg.dtype, "value") else str(cfg.dtype))
     if dtype != "auto":
         import torch
 
         kwargs["dtype"] = getattr(torch, dtype)
     else:
         kwargs["dtype"] = "auto"
-    if cfg.attn_implementation:
-        kwargs["attn_implementation"] = cfg.attn_implementation
+    attn = attn_implementation(cfg.attn_implementation, use_cpu)
+    if attn:
+        kwargs["attn_implementation"] = attn
     return kwargs
 
 
-def load_model(cfg: ModelConfig) -> PreTrainedModel:
+def load_model(cfg: ModelConfig, dtype: str | None = None, use_cpu: bool = False) -> PreTrainedModel:
+    """The policy; ``dtype`` overrides ``cfg.dtype`` (training picks it from the precision plan)."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg), **model_init_kwargs(cfg))
+    return AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg), **model_init_kwargs(cfg, dtype, use_cpu))
 
 
 def load_model_and_tokenizer(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

@@ -27,7 +27,7 @@ def load_config(path: Path) -> RunConfig:
 def main(argv: list[str]) -> int:
     from openrs import tracking
     from openrs.launch import LAUNCH_DIR, weights_digest
-    from openrs.train import build_trainer, run_training
+    from openrs.run import build_trainer, run_training
 
     config_path, run_dir = Path(argv[0]), Path(argv[1])
     rank = int(os.environ.get("RANK", "0"))

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from openrs.config import compose, to_run_config
+from openrs.config import compose, to_run_config, validate_hardware
 from openrs.launch import (
     LAUNCH_DIR,
     VllmServer,
     free_port,
     make_plan,
     rank_env,
-    validate_hardware,
     vllm_serve_command,
     weights_digest,
 )
@@ -44,7 +43,8 @@ def test_colocate_and_single_gpu_presets_train_on_every_gpu_without_a_server():
     plan = make_plan(run_config("experiment=rs2", "hardware=a40x4_colocate").hardware, FOUR)
     assert plan.train_devices == tuple(FOUR) and plan.vllm_devices == () and plan.num_ranks == 4
     plan = make_plan(run_config("experiment=rs2", "hardware=a40x1").hardware, ["0"])
-    assert plan.in_process
+    # One rank, but DeepSpeed (ZeRO-2 with optimizer offload) needs a torch distributed environment: spawned.
+    assert plan.num_ranks == 1 and plan.distributed and not plan.in_process
 
 
 def test_cpu_preset_runs_in_process_and_gloo_for_several_ranks():
@@ -89,8 +89,11 @@ def test_vllm_serve_command_carries_model_memory_length_eager_and_port():
     assert cmd[:2] == ["trl", "vllm-serve"]
     args = dict(zip(cmd[2::2], cmd[3::2], strict=False))
     assert args["--model"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
-    assert args["--gpu_memory_utilization"] == "0.7" and args["--max_model_len"] == "4608"
-    assert args["--enforce_eager"] == "true" and args["--port"] == "8123" and args["--tensor_parallel_size"] == "1"
+    assert args["--gpu_memory_utilization"] == "0.7" and args["--max_model_len"] == str(512 + 3584)
+    assert "--enforce_eager" not in args  # the seed ran vLLM with CUDA graphs (docs/PARITY.md)
+    assert args["--port"] == "8123" and args["--tensor_parallel_size"] == "1"
+    eager = dict(zip(*[iter(vllm_serve_command(run_config("experiment=rs2", "hardware.vllm_enforce_eager=true"), 1)[2:])] * 2, strict=False))
+    assert eager["--enforce_eager"] == "true"
     # Every flag is one that `trl vllm-serve` accepts.
     from trl.scripts.vllm_serve import ScriptArguments
 

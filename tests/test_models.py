@@ -79,3 +79,14 @@ def test_concurrent_builds_of_one_tiny_model_all_succeed(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0]
     assert len(set(outs)) == 1
     assert [p.name for p in tmp_path.iterdir()] == [Path(outs[0]).name]  # no staging dirs left behind
+
+
+def test_flash_attention_falls_back_to_sdpa_with_one_warning(caplog):
+    from openrs import models
+
+    models._warned_attn.clear()
+    with caplog.at_level("WARNING", logger="openrs.models"):
+        assert models.attn_implementation("flash_attention_2", use_cpu=True) == "sdpa"
+        assert models.attn_implementation("flash_attention_2", use_cpu=True) == "sdpa"
+    assert sum("flash_attention_2 cannot run here" in r.message for r in caplog.records) == 1
+    assert models.attn_implementation("eager") == "eager" and models.attn_implementation(None) is None

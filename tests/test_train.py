@@ -56,6 +56,14 @@ def test_smoke_run_dir_is_self_describing(smoke_run):
     assert (run_dir / ".hydra" / "config.yaml").exists()
     provenance = json.loads((run_dir / "provenance.json").read_text())
     assert provenance["packages"]["trl"] and provenance["hardware_preset"]["name"] == "cpu"
+    # What TRL actually trained with, and how: the full GRPOConfig, attention, precision, DeepSpeed (none here).
+    assert provenance["grpo_config"]["loss_type"] == "bnpo" and provenance["grpo_config"]["steps_per_generation"] == 1
+    assert provenance["attn_implementation"] == "eager" and provenance["deepspeed_config"] is None
+    assert provenance["precision"] == {
+        "weights_dtype": "float32", "compute": "float32", "master_weights": "the float32 model weights"
+    }
+    assert provenance["trl_cannot_reproduce_seed"]
+    assert provenance["revisions"] == {"model": None, "dataset": None}
     assert "openrs.train" in " ".join(provenance["command"])
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["global_step"] == 200 and summary["experiment"] == "smoke"
@@ -79,7 +87,7 @@ def tiny_overrides(*extra: str) -> list[str]:
 def test_lora_trains_only_adapter_weights(tmp_path):
     import torch
 
-    from openrs.train import build_trainer
+    from openrs.run import build_trainer
 
     cfg = to_run_config(
         compose(tiny_overrides("peft=lora", "peft.lora.r=4", "grpo.max_steps=4", "peft.lora.lora_dropout=0.0"))
@@ -97,7 +105,7 @@ def test_lora_trains_only_adapter_weights(tmp_path):
 
 def test_resume_skips_half_written_checkpoint(tmp_path):
     """A run killed during a save resumes from the newest *complete* checkpoint and ends at max_steps."""
-    from openrs.train import run_training
+    from openrs.run import run_training
 
     run_dir = tmp_path / "run"
     first = to_run_config(compose(["experiment=smoke", "grpo.max_steps=20", "grpo.save_steps=10"]))

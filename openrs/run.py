@@ -1,0 +1,148 @@
+"""What one training rank does: assemble TRL's GRPOTrainer for a run, then train it to the end.
+
+:func:`build_trainer` loads rewards, tokenizer, data and model and wires them into ``trl.GRPOTrainer``;
+:func:`run_training` resumes from the newest complete checkpoint, trains, saves the final model and the
+summary. The launcher (openrs.launch) calls these in process or in each spawned rank (openrs.worker).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openrs.config import RunConfig
+
+if TYPE_CHECKING:
+    from trl import GRPOTrainer
+
+log = logging.getLogger("openrs.train")
+
+
+def to_peft_config(cfg: RunConfig) -> Any:
+    """peft.LoraConfig for TRL's ``peft_config``, or None for full fine-tuning."""
+    if not cfg.peft.enabled:
+        return None
+    from peft import LoraConfig
+
+    lora = cfg.peft.lora
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.lora_alpha,
+        lora_dropout=lora.lora_dropout,
+        target_modules=list(lora.target_modules),
+        bias=lora.bias,
+        task_type="CAUSAL_LM",
+    )
+
+
+def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
+    """Load rewards, tokenizer, data and model, and wire them into TRL's GRPOTrainer."""
+    from transformers import PrinterCallback, set_seed
+    from trl import GRPOTrainer
+
+    from openrs import checkpoints, data, models, tb, tracking
+    from openrs.grpo_config import SEED_GAPS, run_precision, to_grpo_config
+    from openrs.rewards import build_reward_funcs
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # transformers' TensorBoardCallback reads this; all events of a run go to <run dir>/tb.
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tb")
+    set_seed(cfg.seed)
+
+    # Validates every term's parameters before anything heavy loads.
+    reward_funcs, _ = build_reward_funcs(dataclasses.asdict(cfg.reward))
+    monitor = None
+    if cfg.diagnostics.enabled:  # diagnostics ride along a reward call (see openrs.tb); no term is added
+        reward_funcs, monitor = tb.build_monitoring(cfg, run_dir, reward_funcs)
+    grpo_config = to_grpo_config(cfg, run_dir)
+    precision = run_precision(cfg)
+    tokenizer = models.load_tokenizer(cfg.model)
+    dataset = data.load_problems(cfg.dataset)
+    dataset = data.drop_long_prompts(dataset, tokenizer, cfg.dataset.max_prompt_length)
+    init_kwargs = models.model_init_kwargs(cfg.model, precision.weights_dtype, cfg.hardware.use_cpu)
+    model = models.load_model(cfg.model, precision.weights_dtype, cfg.hardware.use_cpu)
+
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=grpo_config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=to_peft_config(cfg),
+        callbacks=[
+            tracking.MetricsFileCallback(run_dir / "metrics.jsonl"),
+            tracking.ProgressLogCallback(),
+            checkpoints.CompleteMarkerCallback(),
+            *([monitor] if monitor else []),
+        ],
+    )
+    if monitor:
+        monitor.bind(trainer)
+    trainer.remove_callback(PrinterCallback)  # one compact line per log step instead of the full dict
+    if grpo_config.process_index == 0:
+        ds = getattr(trainer.args, "hf_deepspeed_config", None)  # set by TrainingArguments when deepspeed is on
+        tracking.write_provenance(
+            run_dir,
+            cfg.hardware,
+            extra={
+                "experiment": cfg.experiment,
+                "train_rows": len(dataset),
+                # Configured hub revisions (null = the branch head at download time; pin a sha to rerun exactly).
+                "revisions": {"model": cfg.model.revision, "dataset": cfg.dataset.revision},
+                "attn_implementation": init_kwargs.get("attn_implementation"),
+                "precision": precision.to_dict(),
+                "deepspeed_config": ds.config if ds is not None else None,
+                "grpo_config": trainer.args.to_dict(),  # every argument TRL trained with
+                "trl_cannot_reproduce_seed": list(SEED_GAPS),
+            },
+        )
+    return trainer
+
+
+def run_training(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer | None = None) -> dict[str, Any]:
+    """Train (resuming from the newest complete checkpoint in the run dir), save the final model, summarize.
+
+    Every start resumes, whatever ended the previous one (kill, requeue, time limit). On submitit's
+    preemption signal the run saves a checkpoint at the end of the step and hands over to submitit.
+    """
+    from openrs import checkpoints, resume, tracking
+    from openrs.preemption import STOP_FILE_ENV, PreemptionCallback
+
+    run_dir = Path(run_dir)
+    trainer = trainer or build_trainer(cfg, run_dir)
+    resume_from = resume.prepare_resume(run_dir, trainer.is_world_process_zero())
+    if resume_from is not None:
+        log.info("resuming from %s", resume_from)
+    if trainer.is_world_process_zero():
+        resume.record_start(run_dir, resume_from)
+    resume_step = checkpoints.checkpoint_step(resume_from) if resume_from else 0
+    resume.continue_tensorboard(trainer, run_dir / "tb", resume_step or 0)
+    stop_file = os.environ.get(STOP_FILE_ENV)
+    preempt = PreemptionCallback(stop_file=Path(stop_file) if stop_file else None)
+    if stop_file is None:  # a rank started by openrs.launch hears of preemption through the stop file
+        preempt.install()
+    trainer.add_callback(preempt)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if preempt.stopped:
+        log.warning("preempted: checkpoint saved at step %d; the next start resumes there", trainer.state.global_step)
+        if stop_file is None:
+            preempt.hand_over()  # submitit requeues the job and this process exits
+        return {"preempted": True, "global_step": trainer.state.global_step, "run_dir": str(run_dir)}
+
+    summary = tracking.summarize(trainer.state.log_history)
+    summary.update(
+        {"experiment": cfg.experiment, "global_step": trainer.state.global_step, "run_dir": str(run_dir)}
+    )
+    if resume_from is not None:
+        summary["resumed_from"] = str(resume_from)
+    trainer.save_model(str(run_dir / "final"))
+    if trainer.is_world_process_zero():
+        trainer.processing_class.save_pretrained(str(run_dir / "final"))
+        tracking.write_json_atomic(run_dir / "summary.json", summary)
+    log.info("done: %d steps, run dir %s", trainer.state.global_step, run_dir)
+    return summary
+
+
