@@ -106,10 +106,11 @@ def test_workers_die_with_their_parent(exit_call, tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(
         "import os, sys\n"
+        "from openrs.rewards._wire import encode\n"
         "from openrs.rewards.pool import KillablePool\n"
         "pool = KillablePool('time:sleep', workers=2, timeout_s=120)\n"
         "pool.map([0.0, 0.0])\n"
-        "pool._workers[0].conn.send((0, 60.0))  # one worker busy for a minute, the other idle\n"
+        "pool._workers[0].sock.send(encode((0, 60.0)))  # one worker busy for a minute, the other idle\n"
         "print(' '.join(str(w.proc.pid) for w in pool._workers), flush=True)\n"
         f"{exit_call}\n"
     )
