@@ -1,18 +1,19 @@
 """Entry point of one verifier worker process: `python -m openrs.rewards._worker FD HANDLER [INIT] [--pdeathsig]`.
 
-Reads `(task_id, payload)` from the socket FD, answers `(task_id, ok, value)`, until the socket closes. Started
-by `openrs.rewards.pool` as a fresh interpreter, so nothing of the trainer (CUDA, threads, `__main__`) is copied.
+Reads `(task_id, payload)` from the socket FD, answers `(task_id, ok, value)`, until the socket closes (framing:
+`openrs.rewards._wire`). Started by `openrs.rewards.pool` as a fresh interpreter, so nothing of the trainer
+(CUDA, threads, `__main__`) is copied.
 """
 
 from __future__ import annotations
 
 import importlib
+import socket
 import sys
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
-from openrs.rewards.pool import READY
+from openrs.rewards import _wire
 
 
 def resolve(path: str) -> Callable[..., Any]:
@@ -34,20 +35,20 @@ def die_with_parent() -> None:
         pass
 
 
-def serve(conn: Connection, handler: Callable[[Any], Any]) -> None:
-    conn.send(READY)
+def serve(sock: socket.socket, handler: Callable[[Any], Any]) -> None:
+    _wire.send(sock, _wire.READY)
     while True:
         try:
-            task_id, payload = conn.recv()
+            task_id, payload = _wire.recv(sock)
         except (EOFError, OSError, KeyboardInterrupt):
             return
         try:
-            reply = (task_id, True, handler(payload))
-        except Exception as exc:  # reported to the caller as a failed task
-            reply = (task_id, False, repr(exc))
+            reply = _wire.encode((task_id, True, handler(payload)))
+        except Exception as exc:  # the handler raised, or its value does not pickle: a failed task
+            reply = _wire.encode((task_id, False, repr(exc)))
         try:
-            conn.send(reply)
-        except (OSError, ValueError):
+            sock.sendall(reply)
+        except OSError:
             return
 
 
@@ -57,7 +58,9 @@ def main(argv: list[str]) -> None:
         die_with_parent()
     if init:
         resolve(init)()
-    serve(Connection(fd), resolve(handler))
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(True)
+    serve(sock, resolve(handler))
 
 
 if __name__ == "__main__":

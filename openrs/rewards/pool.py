@@ -4,9 +4,19 @@
 holds the GIL, so no signal handler or thread ever runs). Here each worker is a fresh interpreter
 (`python -m openrs.rewards._worker`) on its own socket, running one task at a time (the next one already queued);
 a worker whose running task passes its deadline is killed (SIGKILL) and replaced, that task reported as timed
-out and the queued one sent elsewhere. The caller only waits on sockets,
-so this works from any thread and under any launcher. Fresh interpreters (not fork/forkserver) mean no CUDA
-state or trainer threads are copied and the trainer's `__main__` is never re-imported.
+out and the queued one sent elsewhere. Fresh interpreters (not fork/forkserver) mean no CUDA state or trainer
+threads are copied and the trainer's `__main__` is never re-imported.
+
+The parent never blocks on a worker, whatever the size of a payload or reply (framing: `openrs.rewards._wire`).
+Its socket ends are non-blocking; each worker has an outbox of task frames (written as far as the socket takes
+them, the rest once it is writable) and a decoder of replies (a message is taken out once all its bytes are in),
+and one `poll` waits on reads, writes and the nearest deadline together. So a worker that stops reading its next
+task, stops answering, or stalls half-way through a reply is killed at the same deadline. Chosen over a sender
+thread per worker (threads in the trainer's process, and one more thing to stop per killed worker) and over
+passing large payloads through files or shared memory (clean-up after kills); a small task still costs one write
+and one read. A task's clock starts when its frame is queued to an idle worker or when the task before it is
+answered, so it covers the transfer of its payload. The caller only waits in `poll` (Linux, macOS), so this
+works from any thread and under any launcher.
 
 Workers die with their parent: an idle one sees its socket close; on Linux a busy one started from the main
 thread also gets PR_SET_PDEATHSIG. Live pools are closed at interpreter exit.
@@ -15,7 +25,9 @@ thread also gets PR_SET_PDEATHSIG. Live pools are closed at interpreter exit.
 from __future__ import annotations
 
 import atexit
+import math
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -25,11 +37,11 @@ import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-READY = "__ready__"  # a worker's first message
+from openrs.rewards._wire import READY, Decoder, Outbox
+
 PIPELINE = 2  # tasks queued per worker, so the next one is already there when one finishes
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `openrs` package
 
@@ -58,20 +70,35 @@ class _Worker:
             cmd, pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL, start_new_session=True
         )
         child.close()
-        self.conn = Connection(parent.detach())
+        parent.setblocking(False)
+        self.sock = parent
+        self.decoder, self.outbox = Decoder(), Outbox()  # replies coming in, tasks not yet (all) written
         self.ready = False
+        self.alive = True  # False once killed
+        self.writable = True  # False once a write found the socket broken
         self.last_key: Any = None  # affinity key of the last task, to keep a group on one worker
-        self.inflight: deque[int] = deque()  # tasks sent, in order; the first is running
+        self.inflight: deque[int] = deque()  # tasks queued, in order; the first is running (or being sent)
         self.started = self.deadline = 0.0  # when the running task started (as seen here), and its limit
 
+    def flush(self) -> None:
+        """Write what the socket takes now. A broken socket means a dead worker: stop writing and leave it to
+        the read side, which takes any replies still buffered before it sees the end."""
+        try:
+            self.outbox.flush(self.sock)
+        except OSError:
+            self.outbox.clear()
+            self.writable = False
+
     def kill(self) -> None:
+        self.alive = False
         try:
             self.proc.kill()
             self.proc.wait(timeout=10)
         except Exception:
             pass
+        self.outbox.clear()
         try:
-            self.conn.close()
+            self.sock.close()
         except Exception:
             pass
 
@@ -171,29 +198,27 @@ class KillablePool:
     def _dispatch(self, pending: _Pending, payloads: Sequence[Any]) -> None:
         """Keep every ready worker's queue `PIPELINE` deep, so it never waits for the parent between tasks."""
         for w in list(self._workers):
-            while w.ready and len(w.inflight) < PIPELINE and pending:
-                if not w.inflight and w.proc.poll() is not None:  # died while idle (e.g. OOM killer)
-                    self._replace(w)
-                    break
+            if not (w.ready and w.writable and len(w.inflight) < PIPELINE and pending):
+                continue
+            if not w.inflight and w.proc.poll() is not None:  # died while idle (e.g. OOM killer)
+                self._replace(w)
+                continue
+            while len(w.inflight) < PIPELINE and pending:
                 i = pending.pop(w.last_key)
-                try:
-                    w.conn.send((i, payloads[i]))
-                except OSError:  # died: its queued tasks go to other workers
-                    pending.push_back(i)
-                    self._lose(w, pending, None, 0.0)
-                    break
+                w.outbox.put((i, payloads[i]))
                 if not w.inflight:
                     self._start_clock(w, time.monotonic())
                 w.inflight.append(i)
                 w.last_key = pending.keys[i]
+            w.flush()
 
     def _start_clock(self, w: _Worker, now: float) -> None:
         w.started, w.deadline = now, now + self.timeout_s
 
-    def _lose(self, w: _Worker, pending: _Pending, head: Outcome | None, now: float) -> None:
-        """Replace `w`; its running task gets `head` (if given), the tasks queued behind it are re-queued."""
+    def _lose(self, w: _Worker, pending: _Pending, head: Outcome, now: float) -> None:
+        """Replace `w`; its running task gets `head`, the tasks queued behind it are re-queued."""
         queued = list(w.inflight)
-        if head is not None and queued:
+        if queued:
             head.seconds = now - w.started
             self._results[queued.pop(0)] = head
         for i in reversed(queued):
@@ -210,22 +235,32 @@ class KillablePool:
             if not busy and time.monotonic() - last_progress > self.start_timeout_s:
                 raise RuntimeError(f"verifier workers did not start within {self.start_timeout_s:.0f} s")
             next_deadline = min((w.deadline for w in busy), default=time.monotonic() + 1.0)
-            waiting = [w.conn for w in self._workers if w.inflight or not w.ready]
-            ready = wait(waiting, timeout=max(0.0, next_deadline - time.monotonic()))
+            events = self._poll(next_deadline)
             now = time.monotonic()
             for w in list(self._workers):
-                if w.conn in ready:
-                    if self._receive(w, pending, now):
-                        last_progress = now
-                elif w.inflight and now >= w.deadline:
+                event = events.get(w.sock.fileno(), 0)
+                if event & ~select.POLLOUT and self._receive(w, pending, now):  # readable, or closed
+                    last_progress = now
+                if w.alive and event & select.POLLOUT:
+                    w.flush()
+                if w.alive and w.inflight and now >= w.deadline:
                     self._lose(w, pending, Outcome(timed_out=True), now)
         results, self._results = self._results, []
         return [r if r is not None else Outcome(failed=True) for r in results]
 
+    def _poll(self, until: float) -> dict[int, int]:
+        """Wait until a worker can be read from or written to, or `until` (monotonic time); fd -> events."""
+        poller = select.poll()
+        for w in self._workers:
+            mask = (select.POLLIN if w.inflight or not w.ready else 0) | (select.POLLOUT if w.outbox else 0)
+            if mask:
+                poller.register(w.sock, mask)
+        return dict(poller.poll(max(0, math.ceil((until - time.monotonic()) * 1000))))
+
     def _receive(self, w: _Worker, pending: _Pending, now: float) -> bool:
-        """Read one message from `w`; False when the worker turned out to be dead (and was replaced)."""
+        """Take the messages `w` has sent; True when there was one, False on none or a dead worker (replaced)."""
         try:
-            msg = w.conn.recv()
+            messages = w.decoder.read(w.sock)
         except (EOFError, OSError):  # the worker died (out of memory, killed, failed to start)
             if not w.ready:
                 self._start_failures += 1
@@ -234,17 +269,18 @@ class KillablePool:
                     raise RuntimeError("verifier workers failed to start 3 times in a row; see their stderr above") from None
             self._lose(w, pending, Outcome(failed=True), now)
             return False
-        if msg == READY:
-            w.ready = True
-            self._start_failures = 0
-            return True
-        task_id, ok, value = msg
-        head = w.inflight.popleft()
-        assert head == task_id, (head, task_id)
-        self._results[task_id] = Outcome(value=value if ok else None, failed=not ok, seconds=now - w.started)
-        if w.inflight:  # the worker has started on the next queued task
-            self._start_clock(w, now)
-        return True
+        for msg in messages:
+            if msg == READY:
+                w.ready = True
+                self._start_failures = 0
+                continue
+            task_id, ok, value = msg
+            head = w.inflight.popleft()
+            assert head == task_id, (head, task_id)
+            self._results[task_id] = Outcome(value=value if ok else None, failed=not ok, seconds=now - w.started)
+            if w.inflight:  # the worker has started on the next queued task
+                self._start_clock(w, now)
+        return bool(messages)
 
     def close(self) -> None:
         """Stop every worker (idempotent); the next `map` starts fresh ones."""
