@@ -4,6 +4,12 @@ transformers' Trainer writes ``checkpoint-<step>/`` file by file, so a kill mid-
 directory that looks like a checkpoint. After each save has finished we write a ``COMPLETE``
 marker (fsynced, by rename); resuming only ever considers marked checkpoints. This is written by
 hand because neither transformers nor TRL marks finished checkpoints.
+
+Disk: a full rs3 checkpoint is ~28 GB (3.55 GB weights, 3.55 GB DeepSpeed model states, 21.3 GB optimizer
+states). Only the newest ``keep_full_state`` complete checkpoints keep their optimizer and DeepSpeed states;
+older ones are cut down to weights, config, tokenizer and trainer state (marked ``WEIGHTS_ONLY``): they still
+load for evaluation, but resuming uses the newest full one. transformers' ``save_total_limit`` can only delete
+whole checkpoints, which would lose the paper's published steps.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -18,7 +25,11 @@ from transformers import TrainerCallback
 log = logging.getLogger(__name__)
 
 MARKER = "COMPLETE"
+WEIGHTS_ONLY = "WEIGHTS_ONLY"  # optimizer and DeepSpeed states removed: loads, but cannot be resumed from
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+# What makes a checkpoint resumable and big: transformers' optimizer file, DeepSpeed's per-step state dirs.
+_STATE_FILES = ("optimizer.pt",)
+_STATE_DIRS = ("global_step*",)
 
 
 def _fsync_tree(path: Path) -> None:
@@ -69,15 +80,36 @@ def incomplete_checkpoints(checkpoints_dir: Path) -> list[Path]:
 
 
 def latest_complete_checkpoint(checkpoints_dir: Path) -> Path | None:
-    """The newest marked checkpoint; unmarked (half-written) ones are reported and skipped."""
+    """The newest marked checkpoint that can be resumed from; unmarked (half-written) ones are reported and skipped."""
     for p in incomplete_checkpoints(checkpoints_dir):
         log.warning("ignoring incomplete checkpoint %s (no %s marker)", p, MARKER)
-    complete = complete_checkpoints(checkpoints_dir)
-    return complete[-1] if complete else None
+    resumable = [p for p in complete_checkpoints(checkpoints_dir) if not (p / WEIGHTS_ONLY).exists()]
+    return resumable[-1] if resumable else None
+
+
+def prune_states(checkpoints_dir: Path, keep_full_state: int | None) -> list[Path]:
+    """Cut all but the newest ``keep_full_state`` complete checkpoints down to their weights; return those cut."""
+    if keep_full_state is None:
+        return []
+    full = [p for p in complete_checkpoints(checkpoints_dir) if not (p / WEIGHTS_ONLY).exists()]
+    cut = full[: max(0, len(full) - keep_full_state)]
+    for ckpt in cut:
+        (ckpt / WEIGHTS_ONLY).write_text("optimizer and DeepSpeed states removed to bound the run's disk\n")
+        for name in _STATE_FILES:
+            (ckpt / name).unlink(missing_ok=True)
+        for pattern in _STATE_DIRS:
+            for d in ckpt.glob(pattern):
+                if d.is_dir():
+                    shutil.rmtree(d, ignore_errors=True)
+        log.info("kept weights only in %s (grpo.keep_full_state=%d)", ckpt, keep_full_state)
+    return cut
 
 
 class CompleteMarkerCallback(TrainerCallback):
-    """Mark ``checkpoint-<step>`` complete once the Trainer has finished writing it."""
+    """Mark ``checkpoint-<step>`` complete once the Trainer has finished writing it, then prune older states."""
+
+    def __init__(self, keep_full_state: int | None = None) -> None:
+        self.keep_full_state = keep_full_state
 
     def on_save(self, args, state, control, **kwargs):  # noqa: D401 - transformers hook
         import torch.distributed as dist
@@ -88,3 +120,4 @@ class CompleteMarkerCallback(TrainerCallback):
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if ckpt.is_dir():
                 mark_complete(ckpt)
+                prune_states(Path(args.output_dir), self.keep_full_state)  # only once the new one is complete

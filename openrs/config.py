@@ -15,9 +15,20 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from openrs.errors import UsageError
 from openrs.rewards.config import RewardConfig
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def _conf_dir() -> Path:
+    """The config tree: ``conf/`` of a source checkout, else the copy a wheel installs as ``openrs/conf``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"openrs configs not found in {here.parent / 'conf'} or {here / 'conf'}")
+
+
+CONF_DIR = _conf_dir()
 
 
 class DType(str, Enum):
@@ -164,11 +175,14 @@ class HardwareConfig:
     vllm_gpu_memory_utilization: float = 0.7
     vllm_max_model_length: int | None = None  # None: dataset.max_prompt_length + grpo.max_completion_length
     vllm_enforce_eager: bool | None = None  # None: vLLM's default (CUDA graphs); server mode only
-    vllm_server_port: int = 8000  # 0: a free port picked at launch
+    vllm_server_port: int = 0  # 0: a free port picked at launch
+    vllm_group_port: int = 0  # TRL's weight-sync group port; 0: a free port picked at launch
     vllm_server_host: str = "127.0.0.1"
     vllm_server_timeout_s: float = 600.0
     master_port: int = 0  # 0: a free port picked at launch
     ddp_backend: str | None = None  # None: nccl on GPUs, gloo on CPU
+    ddp_timeout_s: int = 600  # a collective (or weight sync) waiting longer than this fails the rank
+    cpu_threads: int | None = None  # torch threads per rank; None: $OMP_NUM_THREADS, else this job's share
 
 
 @dataclass
@@ -193,6 +207,7 @@ class GRPOSettings:
     bias_corrected_kl: bool = False  # multiply the k3 KL term by the importance ratio
     save_steps: int = 50
     save_total_limit: int | None = None
+    keep_full_state: int | None = 1  # newest N checkpoints keep optimizer states; None: all
     logging_steps: int = 1
     log_completions: bool = False
     generation_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -235,47 +250,56 @@ def register_configs() -> None:
 def validate_hardware(hw: HardwareConfig) -> None:
     """Fail early, naming the field, on a hardware preset that cannot be launched."""
     if hw.num_processes < 1:
-        raise ValueError(f"hardware.num_processes={hw.num_processes}: must be >= 1")
+        raise UsageError(f"hardware.num_processes={hw.num_processes}: must be >= 1")
+    if hw.cpu_threads is not None and hw.cpu_threads < 1:
+        raise UsageError(f"hardware.cpu_threads={hw.cpu_threads}: must be >= 1, or null for this job's share of the cores")
     server = hw.use_vllm and VllmMode(hw.vllm_mode) is VllmMode.server
     if hw.use_cpu:
         if hw.use_vllm:
-            raise ValueError("hardware.use_vllm=true needs GPUs; hardware.use_cpu=true (choose hardware=cpu without vLLM)")
+            raise UsageError("hardware.use_vllm=true needs GPUs; hardware.use_cpu=true (choose hardware=cpu without vLLM)")
         return
     if server and hw.vllm_gpus < 1:
-        raise ValueError("hardware.vllm_mode=server needs hardware.vllm_gpus >= 1 (the server's own GPU)")
+        raise UsageError("hardware.vllm_mode=server needs hardware.vllm_gpus >= 1 (the server's own GPU)")
     if not server and hw.vllm_gpus:
-        raise ValueError(f"hardware.vllm_gpus={hw.vllm_gpus} only applies to vllm_mode=server (use_vllm=true)")
+        raise UsageError(f"hardware.vllm_gpus={hw.vllm_gpus} only applies to vllm_mode=server (use_vllm=true)")
     if hw.use_vllm and not server and hw.vllm_enforce_eager:
-        raise ValueError(
+        raise UsageError(
             "hardware.vllm_enforce_eager=true has no effect with vllm_mode=colocate: TRL 1.16 builds the colocated "
             "vLLM engine without that option; set it to null"
         )
     used = hw.num_processes + (hw.vllm_gpus if server else 0)
     if hw.num_gpus != used:
-        raise ValueError(
+        raise UsageError(
             f"hardware.num_gpus={hw.num_gpus} but num_processes ({hw.num_processes}) + vllm_gpus "
             f"({hw.vllm_gpus if server else 0}) = {used}: every GPU of the preset must have a job"
         )
     if hw.ddp_backend not in (None, "nccl", "gloo"):
-        raise ValueError(f"hardware.ddp_backend={hw.ddp_backend!r}: choose null, nccl or gloo")
+        raise UsageError(f"hardware.ddp_backend={hw.ddp_backend!r}: choose null, nccl or gloo")
 
 
 def validate_run(cfg: RunConfig) -> None:
     """Checks that span groups; each error names the keys and the way out."""
     validate_hardware(cfg.hardware)
-    g, hw = cfg.grpo, cfg.hardware
+    g, hw, ds = cfg.grpo, cfg.hardware, cfg.dataset
+    if DatasetSource(ds.source) is not DatasetSource.arithmetic and not ds.path:
+        source = DatasetSource(ds.source).value
+        raise UsageError(
+            f"dataset.path is required with dataset.source={source}: "
+            + ("a .jsonl, .json or .parquet file (dataset=jsonl dataset.path=/data/problems.jsonl)" if source == "local"
+               else "a hub dataset id")
+        )
     needed = cfg.dataset.max_prompt_length + g.max_completion_length
     if hw.use_vllm and hw.vllm_max_model_length is not None and hw.vllm_max_model_length < needed:
-        raise ValueError(
+        raise UsageError(
             f"hardware.vllm_max_model_length={hw.vllm_max_model_length} < dataset.max_prompt_length "
             f"({cfg.dataset.max_prompt_length}) + grpo.max_completion_length ({g.max_completion_length}) = {needed}: "
             "vLLM would cut completions short; set it to null (derived) or >= " + str(needed)
         )
     if "temperature" in g.generation_kwargs:
-        raise ValueError("grpo.generation_kwargs.temperature: set grpo.temperature (sampling) instead")
+        raise UsageError("grpo.generation_kwargs.temperature: set grpo.temperature (sampling) instead")
     mismatched = g.logprob_temperature is not None and g.logprob_temperature != g.temperature
     if g.importance_sampling_correction and mismatched:
-        raise ValueError(
+        raise UsageError(
             f"grpo.importance_sampling_correction=true compares vLLM's log-probs at grpo.temperature={g.temperature} "
             f"with the trainer's at grpo.logprob_temperature={g.logprob_temperature}: set logprob_temperature=null"
         )

@@ -11,6 +11,8 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openrs.errors import UsageError
+
 if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
@@ -22,7 +24,7 @@ log = logging.getLogger(__name__)
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
-class DatasetError(ValueError):
+class DatasetError(UsageError):
     """A dataset that cannot be used as configured."""
 
 

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openrs.config import CONF_DIR, RunConfig
+from openrs.errors import UsageError
 from openrs.precision import PrecisionPlan, precision_plan
 
 if TYPE_CHECKING:
     from trl import GRPOConfig
-
-REPO_DIR = CONF_DIR.parent
 
 # What the seed's TRL (69ad852) did that no TRL 1.16 option reproduces (docs/PARITY.md, "No switch").
 SEED_GAPS: tuple[str, ...] = (
@@ -38,11 +37,14 @@ def _value(x: Any) -> Any:
 
 
 def deepspeed_path(cfg: RunConfig) -> Path | None:
-    """``hardware.deepspeed`` as an absolute path (relative paths are taken from the repo root)."""
+    """``hardware.deepspeed`` as an absolute path: a relative one names a file under conf/ (``deepspeed/zero2.json``),
+    else one relative to the working directory."""
     if not cfg.hardware.deepspeed:
         return None
     path = Path(cfg.hardware.deepspeed).expanduser()
-    return path if path.is_absolute() else REPO_DIR / path
+    if path.is_absolute():
+        return path
+    return CONF_DIR / path if (CONF_DIR / path).is_file() else Path.cwd() / path
 
 
 def read_deepspeed_config(cfg: RunConfig) -> dict[str, Any] | None:
@@ -51,7 +53,7 @@ def read_deepspeed_config(cfg: RunConfig) -> dict[str, Any] | None:
     if path is None:
         return None
     if not path.is_file():
-        raise FileNotFoundError(f"hardware.deepspeed={cfg.hardware.deepspeed}: no such file ({path})")
+        raise UsageError(f"hardware.deepspeed={cfg.hardware.deepspeed}: no such file ({path})")
     return json.loads(path.read_text())
 
 
@@ -99,9 +101,11 @@ def to_grpo_config(cfg: RunConfig, run_dir: Path) -> GRPOConfig:
             "vllm_mode": _value(hw.vllm_mode),
             "vllm_gpu_memory_utilization": hw.vllm_gpu_memory_utilization,
             "vllm_max_model_length": vllm_max_model_length(cfg),
-            "vllm_server_port": hw.vllm_server_port,
             "vllm_server_host": hw.vllm_server_host,
             "vllm_server_timeout": hw.vllm_server_timeout_s,
+            # The launcher fills both ports before the ranks start (0 here only where no server runs).
+            **({"vllm_server_port": hw.vllm_server_port} if hw.vllm_server_port else {}),
+            **({"vllm_group_port": hw.vllm_group_port} if hw.vllm_group_port else {}),
         }
     return GRPOConfig(
         output_dir=str(run_dir / "checkpoints"),
@@ -157,5 +161,6 @@ def to_grpo_config(cfg: RunConfig, run_dir: Path) -> GRPOConfig:
         report_to=["tensorboard"],
         disable_tqdm=True,
         ddp_backend=hw.ddp_backend,
+        ddp_timeout=hw.ddp_timeout_s,
         **vllm,
     )

@@ -1,10 +1,11 @@
 """Start a run's processes from the one entry point: in-process, or N ranks plus TRL's vLLM server.
 
 One launcher process per node (the Hydra job, or the one SLURM task submitit runs) owns the node: it
-splits the visible GPUs between ``trl vllm-serve`` and the training ranks, starts the server and waits
-until it answers, spawns the ranks with the torch distributed environment (RANK, LOCAL_RANK,
-WORLD_SIZE, MASTER_ADDR/PORT), supervises them, and stops the server at the end. The same code runs
-ranks on CPU with gloo, which is how it is tested. See docs/ARCHITECTURE.md ("Launch") for why.
+splits the visible GPUs between ``trl vllm-serve`` and the training ranks, picks the job's free ports,
+starts the server (openrs.vllm_server) and waits until it answers, spawns the ranks with the torch
+distributed environment (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT), supervises ranks and server
+together (either failing ends the run), and stops the server at the end. The same code runs ranks on CPU
+with gloo, which is how it is tested. See docs/ARCHITECTURE.md ("Launch") for why.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from openrs.config import HardwareConfig, RunConfig, VllmMode
-from openrs.grpo_config import vllm_max_model_length
+from openrs.errors import RunError
+from openrs.procs import cpu_share, die_with_parent, ignore_stop_signals
+from openrs.vllm_server import VllmServer, free_port, vllm_serve_command
 
 log = logging.getLogger(__name__)
 
@@ -88,35 +89,6 @@ def make_plan(hw: HardwareConfig, gpus: list[str]) -> LaunchPlan:
     return LaunchPlan(hw.num_processes, train, vllm, hw.ddp_backend or "nccl", distributed)
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now (several jobs may share a node)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def vllm_serve_command(cfg: RunConfig, port: int) -> list[str]:
-    """``trl vllm-serve`` for the policy model, on the server's GPUs (tensor parallel over them)."""
-    hw, model = cfg.hardware, cfg.model
-    cmd = [
-        "trl", "vllm-serve",
-        "--model", model.name_or_path,
-        "--tensor_parallel_size", str(max(1, hw.vllm_gpus)),
-        "--gpu_memory_utilization", str(hw.vllm_gpu_memory_utilization),
-        "--dtype", getattr(model.dtype, "value", model.dtype),
-        "--host", hw.vllm_server_host,
-        "--port", str(port),
-    ]  # fmt: skip
-    if model.revision:
-        cmd += ["--revision", model.revision]
-    cmd += ["--max_model_len", str(vllm_max_model_length(cfg))]
-    if hw.vllm_enforce_eager:
-        cmd += ["--enforce_eager", "true"]
-    if model.trust_remote_code:
-        cmd += ["--trust_remote_code", "true"]
-    return cmd
-
-
 def rank_env(plan: LaunchPlan, rank: int, master_port: int, stop_file: Path) -> dict[str, str]:
     """The torch distributed environment of one rank on this node (what torchrun would set)."""
     env = dict(os.environ)
@@ -130,10 +102,11 @@ def rank_env(plan: LaunchPlan, rank: int, master_port: int, stop_file: Path) -> 
         OPENRS_STOP_FILE=str(stop_file),
     )
     env.pop("SUBMITIT_FOLDER", None)  # a rank is not the submitit task: it must not requeue the job
+    env.setdefault("PYTHONUNBUFFERED", "1")  # rank logs reach the job's log as they happen
+    # N ranks must not each take every core: each gets its share of this job's CPUs (a user's value wins).
+    env.setdefault("OMP_NUM_THREADS", str(cpu_share(plan.num_ranks)))
     if plan.train_devices:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(plan.train_devices)
-    else:
-        env.setdefault("OMP_NUM_THREADS", "1")  # N CPU ranks must not each take every core
     return env
 
 
@@ -141,75 +114,10 @@ def rank_command(config_path: Path, run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "openrs.worker", str(config_path), str(run_dir)]
 
 
-def _ignore_stop_signals() -> None:
-    """In a child: SLURM signals every process of a job; only the launcher acts on TERM/USR2.
-
-    The child also dies with the launcher (Linux PR_SET_PDEATHSIG), so a ``kill -9`` of the launcher
-    leaves no rank or server behind.
-    """
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-class VllmServer:
-    """``trl vllm-serve`` as a child process: started, awaited until ``/health`` answers, stopped."""
-
-    def __init__(self, cmd: list[str], devices: tuple[str, ...], url: str, log_path: Path, timeout_s: float):
-        self.cmd, self.devices, self.url, self.log_path, self.timeout_s = cmd, devices, url, log_path, timeout_s
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> VllmServer:
-        if shutil.which(self.cmd[0]) is None and not Path(self.cmd[0]).exists():
-            raise RuntimeError(f"{self.cmd[0]!r} not found: install the GPU extra (pip install 'openrs[gpu]')")
-        env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(self.devices))
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log.info("starting vLLM server on GPU %s: %s (log: %s)", ",".join(self.devices), " ".join(self.cmd), self.log_path)
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(self.cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_ignore_stop_signals)  # fmt: skip
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
-                raise RuntimeError(f"vLLM server exited with code {self.proc.returncode} before answering:\n{tail}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health/", timeout=5) as resp:
-                    if resp.status == 200:
-                        log.info("vLLM server answers at %s", self.url)
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"vLLM server did not answer at {self.url}/health/ within {self.timeout_s:.0f} s (hardware.vllm_server_timeout_s); log: {self.log_path}")
-            time.sleep(1.0)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        log.info("stopping vLLM server (pid %d)", self.proc.pid)
-        os.killpg(self.proc.pid, signal.SIGINT)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+def _child_setup() -> None:
+    """In a rank: leave TERM/USR2 to the launcher, and die with it."""
+    ignore_stop_signals()
+    die_with_parent()
 
 
 def weights_digest(model: Any) -> str:
@@ -243,11 +151,12 @@ class _PreemptRelay:
         raise SystemExit(1)
 
 
-def _supervise(procs: list[subprocess.Popen], poll_s: float = 0.5) -> list[int]:
-    """Wait for all ranks; if one fails, kill the others (they would hang in a collective)."""
+def _supervise(procs: list[subprocess.Popen], server: VllmServer | None = None, poll_s: float = 0.5) -> list[int]:
+    """Wait for all ranks; if one fails or the server exits, kill the others (they would hang in a collective)."""
     while True:
         codes = [p.poll() for p in procs]
-        if any(c not in (None, 0) for c in codes):
+        server_died = server is not None and server.exit_code() is not None
+        if server_died or any(c not in (None, 0) for c in codes):
             for p in procs:
                 if p.poll() is None:
                     p.kill()
@@ -257,61 +166,111 @@ def _supervise(procs: list[subprocess.Popen], poll_s: float = 0.5) -> list[int]:
         time.sleep(poll_s)
 
 
-def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan) -> dict[str, Any]:
-    """Spawn the ranks (and the vLLM server), wait, check that the ranks agree, return the run summary."""
-    from contextlib import nullcontext
+def pick_ports(hw: HardwareConfig, server: bool) -> HardwareConfig:
+    """The job's ports: each one the user fixed, else a free one (distinct from the others)."""
+    taken: set[int] = {p for p in (hw.master_port, hw.vllm_server_port, hw.vllm_group_port) if p}
+    ports = {}
+    for key in ("master_port", *(("vllm_server_port", "vllm_group_port") if server else ())):
+        ports[key] = getattr(hw, key) or free_port(taken)
+        taken.add(ports[key])
+    return dataclasses.replace(hw, **ports)
 
-    from openrs import resume
+
+def _prepare_run_dir(cfg: RunConfig, run_dir: Path) -> Path:
+    """A fresh ``.launch/`` dir, half-written checkpoints gone, the tiny model built once (not N times at once)."""
+    from openrs import models, resume
 
     launch_dir = run_dir / LAUNCH_DIR
     if launch_dir.exists():
         shutil.rmtree(launch_dir)
     launch_dir.mkdir(parents=True)
     resume.discard_incomplete(run_dir / "checkpoints")  # before any rank looks for a checkpoint
-    if cfg.model.tiny is not None:  # build the tiny model once here, not N times at once in the ranks
-        from openrs import models
-
+    if cfg.model.tiny is not None:
         models.resolve_model_path(cfg.model)
+    return launch_dir
 
-    cfg = dataclasses.replace(cfg, hardware=dataclasses.replace(cfg.hardware, ddp_backend=plan.backend))
-    server = nullcontext()
+
+def _server_failure(server: VllmServer, run_dir: Path) -> RunError:
+    from openrs import checkpoints
+
+    newest = checkpoints.latest_complete_checkpoint(run_dir / "checkpoints")
+    return RunError(
+        f"the vLLM server exited with code {server.exit_code()} while the ranks trained; they were stopped. "
+        f"Newest complete checkpoint: {newest or 'none yet'} (the next start resumes there). "
+        f"Last lines of {server.log_path}:\n{server.log_tail()}"
+    )
+
+
+def _check_reports(launch_dir: Path, num_ranks: int) -> None:
+    """The ranks' final reports must agree on the weights."""
+    reports = [json.loads((launch_dir / f"rank-{r}.json").read_text()) for r in range(num_ranks)]
+    if len({r["weights_digest"] for r in reports}) != 1:
+        raise RuntimeError(f"ranks disagree on the final weights: {[r['weights_digest'][:12] for r in reports]}")
+
+
+def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Spawn the ranks (and the vLLM server), supervise them, check that the ranks agree, return the summary.
+
+    ``keep_open``: file descriptors the ranks inherit (the run dir's lock, so it is held until the last rank ends).
+    """
+    from contextlib import nullcontext
+
+    launch_dir = _prepare_run_dir(cfg, run_dir)
+    hw = pick_ports(dataclasses.replace(cfg.hardware, ddp_backend=plan.backend), bool(plan.vllm_devices))
+    cfg = dataclasses.replace(cfg, hardware=hw)
+    log.info("ports: torch distributed %d%s", hw.master_port,
+             f", vLLM server {hw.vllm_server_port}, weight sync {hw.vllm_group_port}" if plan.vllm_devices else "")  # fmt: skip
+    server = None
     if plan.vllm_devices:
-        port = cfg.hardware.vllm_server_port or free_port()
-        cfg.hardware.vllm_server_port = port
         server = VllmServer(
-            vllm_serve_command(cfg, port), plan.vllm_devices, f"http://{cfg.hardware.vllm_server_host}:{port}",
-            run_dir / "vllm-server.log", cfg.hardware.vllm_server_timeout_s,
+            vllm_serve_command(cfg, hw.vllm_server_port), plan.vllm_devices, hw.vllm_server_host,
+            hw.vllm_server_port, run_dir / "vllm-server.log", hw.vllm_server_timeout_s,
         )  # fmt: skip
     config_path = launch_dir / "config.yaml"
-    OmegaConf.save(OmegaConf.structured(cfg), config_path)
+    OmegaConf.save(OmegaConf.structured(cfg), config_path)  # the ranks' config, ports included
     stop_file = launch_dir / "stop"
     relay = _PreemptRelay(stop_file)
-    master_port = cfg.hardware.master_port or free_port()
-    with server:
+    with server or nullcontext():
         log.info("starting %d ranks (%s backend) in %s", plan.num_ranks, plan.backend, run_dir)
         procs = [
-            subprocess.Popen(rank_command(config_path, run_dir), env=rank_env(plan, r, master_port, stop_file), preexec_fn=_ignore_stop_signals)  # fmt: skip
+            subprocess.Popen(rank_command(config_path, run_dir), env=rank_env(plan, r, hw.master_port, stop_file), preexec_fn=_child_setup, pass_fds=keep_open)  # fmt: skip
             for r in range(plan.num_ranks)
         ]
-        codes = _supervise(procs)
+        codes = _supervise(procs, server)
+        if server is not None and server.exit_code() is not None:
+            raise _server_failure(server, run_dir)
     if any(codes):
-        raise RuntimeError(f"training ranks failed with exit codes {codes}; see the log above and {run_dir}")
+        raise RunError(f"training ranks failed with exit codes {codes}; their errors are in the log above ({run_dir})")
     if relay.requested:
         relay.hand_over()
-    reports = [json.loads((launch_dir / f"rank-{r}.json").read_text()) for r in range(plan.num_ranks)]
-    digests = {r["weights_digest"] for r in reports}
-    if len(digests) != 1:
-        raise RuntimeError(f"ranks disagree on the final weights: {[r['weights_digest'][:12] for r in reports]}")
+    _check_reports(launch_dir, plan.num_ranks)
     return json.loads((run_dir / "summary.json").read_text())
 
 
 def launch(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir`` with the processes its hardware preset asks for."""
-    from openrs.run import run_training
+    """Train ``cfg`` into ``run_dir`` with the processes its hardware preset asks for.
 
+    The run dir is locked for the life of the run (openrs.run_lock); a run that already reached its
+    ``max_steps`` is left untouched and its summary returned.
+    """
+    from openrs import resume
+    from openrs.run import run_training
+    from openrs.run_lock import RunLock
+
+    run_dir = Path(run_dir)
     plan = make_plan(cfg.hardware, [] if cfg.hardware.use_cpu else visible_gpus())
     if os.environ.get("SLURM_NNODES", "1") != "1":
         raise RuntimeError("one node per run: set hydra.launcher.nodes=1 (multi-node runs are not supported yet)")
-    if plan.in_process:
-        return run_training(cfg, Path(run_dir))
-    return run_ranks(cfg, Path(run_dir), plan)
+    with RunLock(run_dir) as lock:
+        done = resume.finished_summary(run_dir, cfg.grpo.max_steps)
+        if done is not None:
+            print(
+                f"{run_dir} is complete (step {done['global_step']} of {done.get('max_steps')}): nothing to do. "
+                "Start it with a larger grpo.max_steps to train further.",
+                flush=True,
+            )
+            return done
+        lock.record()
+        if plan.in_process:
+            return run_training(cfg, run_dir)
+        return run_ranks(cfg, run_dir, plan, keep_open=(lock.fd,))

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from openrs.errors import UsageError
+
 
 @dataclass(frozen=True)
 class PrecisionPlan:
@@ -44,7 +46,7 @@ def precision_plan(model_dtype: Any, bf16: bool, deepspeed: str | None, offload_
     if bf16:
         return PrecisionPlan("float32", "bf16 autocast", "the float32 model weights")
     if dtype in ("bfloat16", "float16"):
-        raise ValueError(
+        raise UsageError(
             f"model.dtype={dtype} with hardware.bf16=false trains {dtype} weights with no float32 master copy, so "
             "updates below its resolution round away: set hardware.bf16=true (mixed precision) or model.dtype=float32"
         )

@@ -57,9 +57,10 @@ def continue_tensorboard(trainer: Any, tb_dir: Path, resume_step: int) -> None:
 
 def record_start(run_dir: Path, resumed_from: Path | None) -> None:
     """Append this start to ``<run dir>/starts.jsonl``: when, from which checkpoint, under which SLURM job."""
-    import json
     import os
     import time
+
+    from openrs import jsonl
 
     record = {
         "time": time.time(),
@@ -68,5 +69,26 @@ def record_start(run_dir: Path, resumed_from: Path | None) -> None:
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "slurm_restart_count": int(os.environ.get("SLURM_RESTART_COUNT", "0")),
     }
-    with open(Path(run_dir) / "starts.jsonl", "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    jsonl.append(Path(run_dir) / "starts.jsonl", record)
+
+
+def finished_summary(run_dir: Path, max_steps: int) -> dict[str, Any] | None:
+    """The run's summary if it already reached ``max_steps`` (-1: the step count it was set for), else None.
+
+    A finished run started again, by a requeue after completion or a sweep re-run to fill missing points, must
+    not train past its end or rewrite its results; a larger ``max_steps`` continues it instead.
+    """
+    import json
+
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except ValueError:
+        return None
+    done, planned = summary.get("global_step"), summary.get("max_steps")
+    if summary.get("preempted") or not isinstance(done, int):
+        return None
+    target = max_steps if max_steps > 0 else planned
+    return summary if isinstance(target, int) and done >= target else None

@@ -38,16 +38,29 @@ def to_peft_config(cfg: RunConfig) -> Any:
     )
 
 
+def _size_threads(cfg: RunConfig) -> None:
+    """torch's threads for this rank: hardware.cpu_threads, else $OMP_NUM_THREADS (the launcher sets it per rank),
+    else this job's share of the cores, so concurrent local sweep jobs do not spin against each other."""
+    import torch
+
+    from openrs.procs import cpu_share
+
+    env = os.environ.get("OMP_NUM_THREADS")
+    threads = cfg.hardware.cpu_threads or (int(env) if env and env.isdigit() else cpu_share())
+    torch.set_num_threads(max(1, threads))
+
+
 def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     """Load rewards, tokenizer, data and model, and wire them into TRL's GRPOTrainer."""
     from transformers import PrinterCallback, set_seed
     from trl import GRPOTrainer
 
-    from openrs import checkpoints, data, models, tb, tracking
+    from openrs import checkpoints, data, disk, models, tb, tracking
     from openrs.grpo_config import SEED_GAPS, run_precision, to_grpo_config
     from openrs.rewards import build_reward_funcs
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    _size_threads(cfg)
     # transformers' TensorBoardCallback reads this; all events of a run go to <run dir>/tb.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tb")
     set_seed(cfg.seed)
@@ -75,7 +88,8 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
         callbacks=[
             tracking.MetricsFileCallback(run_dir / "metrics.jsonl"),
             tracking.ProgressLogCallback(),
-            checkpoints.CompleteMarkerCallback(),
+            checkpoints.CompleteMarkerCallback(cfg.grpo.keep_full_state),
+            disk.DiskSpaceCallback(run_dir / "checkpoints", deepspeed=bool(cfg.hardware.deepspeed)),
             *([monitor] if monitor else []),
         ],
     )
@@ -92,6 +106,12 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
                 "train_rows": len(dataset),
                 # Configured hub revisions (null = the branch head at download time; pin a sha to rerun exactly).
                 "revisions": {"model": cfg.model.revision, "dataset": cfg.dataset.revision},
+                # This start's ports (picked free per job by the launcher unless fixed in hardware.*).
+                "ports": {
+                    "master": int(os.environ["MASTER_PORT"]) if "MASTER_PORT" in os.environ else None,
+                    "vllm_server": cfg.hardware.vllm_server_port or None,
+                    "vllm_group": cfg.hardware.vllm_group_port or None,
+                },
                 "attn_implementation": init_kwargs.get("attn_implementation"),
                 "precision": precision.to_dict(),
                 "deepspeed_config": ds.config if ds is not None else None,
@@ -108,7 +128,7 @@ def run_training(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer | None = No
     Every start resumes, whatever ended the previous one (kill, requeue, time limit). On submitit's
     preemption signal the run saves a checkpoint at the end of the step and hands over to submitit.
     """
-    from openrs import checkpoints, resume, tracking
+    from openrs import checkpoints, disk, resume, tracking
     from openrs.preemption import STOP_FILE_ENV, PreemptionCallback
 
     run_dir = Path(run_dir)
@@ -125,7 +145,14 @@ def run_training(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer | None = No
     if stop_file is None:  # a rank started by openrs.launch hears of preemption through the stop file
         preempt.install()
     trainer.add_callback(preempt)
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except disk.DiskFullError:
+        raise  # refused before writing: already says what to do
+    except Exception as exc:
+        if trainer.is_world_process_zero() and disk.ran_out_of_space(exc, run_dir, trainer.model, bool(cfg.hardware.deepspeed)):
+            raise disk.disk_full_during_run(run_dir, trainer.state.global_step) from exc
+        raise
     if preempt.stopped:
         log.warning("preempted: checkpoint saved at step %d; the next start resumes there", trainer.state.global_step)
         if stop_file is None:
@@ -134,15 +161,45 @@ def run_training(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer | None = No
 
     summary = tracking.summarize(trainer.state.log_history)
     summary.update(
-        {"experiment": cfg.experiment, "global_step": trainer.state.global_step, "run_dir": str(run_dir)}
+        {
+            "experiment": cfg.experiment,
+            "global_step": trainer.state.global_step,
+            "max_steps": trainer.state.max_steps,  # a start that asks for no more steps finds the run complete
+            "run_dir": str(run_dir),
+        }
     )
     if resume_from is not None:
         summary["resumed_from"] = str(resume_from)
-    trainer.save_model(str(run_dir / "final"))
+    save_final(trainer, run_dir / "final")
     if trainer.is_world_process_zero():
-        trainer.processing_class.save_pretrained(str(run_dir / "final"))
         tracking.write_json_atomic(run_dir / "summary.json", summary)
     log.info("done: %d steps, run dir %s", trainer.state.global_step, run_dir)
     return summary
 
 
+
+
+def save_final(trainer: GRPOTrainer, final_dir: Path) -> None:
+    """The final model and tokenizer, written beside ``final_dir`` and renamed into place: whole or absent."""
+    import shutil
+
+    from openrs import disk
+
+    staging = final_dir.with_name(final_dir.name + ".partial")
+    try:
+        trainer.save_model(str(staging))
+        if trainer.is_world_process_zero():
+            trainer.processing_class.save_pretrained(str(staging))
+    except Exception as exc:
+        if trainer.is_world_process_zero():
+            shutil.rmtree(staging, ignore_errors=True)
+            if disk.is_disk_full(exc):
+                raise disk.DiskFullError(
+                    f"no space left while writing {final_dir}; the checkpoints are intact: "
+                    f"{disk.resume_hint(final_dir.parent / 'checkpoints')}"
+                ) from exc
+        raise
+    if trainer.is_world_process_zero():
+        if final_dir.exists():
+            shutil.rmtree(final_dir)
+        staging.rename(final_dir)

@@ -6,7 +6,6 @@ this module adds what no library writes for us.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -20,7 +19,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from openrs import figures
+from openrs import figures, jsonl
 from openrs.atomic import write_json_atomic
 
 TRACKED_PACKAGES = [
@@ -97,9 +96,7 @@ class MetricsFileCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D401 - transformers hook
         if not state.is_world_process_zero or not logs:
             return
-        record = {"step": state.global_step, **{k: _finite(v) for k, v in logs.items()}}
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        jsonl.append(self.path, {"step": state.global_step, **{k: _finite(v) for k, v in logs.items()}})
 
 
 class ProgressLogCallback(TrainerCallback):
@@ -128,13 +125,9 @@ def _finite(value: Any) -> Any:
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The records of ``metrics.jsonl``; the last record per step wins after a resume."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
     by_step: dict[tuple[int, bool], dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            rec = json.loads(line)
+    for rec in jsonl.read(Path(run_dir) / "metrics.jsonl"):  # a line a kill cut short is skipped
+        if "step" in rec:
             by_step[(rec["step"], "train_runtime" in rec)] = rec
     return [by_step[k] for k in sorted(by_step)]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from openrs.checkpoints import MARKER, checkpoint_step
+from openrs.checkpoints import MARKER, WEIGHTS_ONLY, checkpoint_step
 from openrs.tracking import read_metrics
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,9 @@ def _checkpoints(run_dir: Path) -> dict[int, Path]:
 def _assert_marked_checkpoints_whole(run_dir: Path) -> None:
     for step, path in _checkpoints(run_dir).items():
         if (path / MARKER).exists():
-            missing = CHECKPOINT_FILES - {p.name for p in path.iterdir()}
+            # An older checkpoint cut down to its weights (grpo.keep_full_state) lacks only the optimizer state.
+            needed = CHECKPOINT_FILES - ({"optimizer.pt"} if (path / WEIGHTS_ONLY).exists() else set())
+            missing = needed - {p.name for p in path.iterdir()}
             assert not missing, f"{path} is marked {MARKER} but lacks {sorted(missing)}"
             state = json.loads((path / "trainer_state.json").read_text())
             assert state["global_step"] == step
@@ -129,3 +131,25 @@ def test_kill9_at_three_moments_resumes_to_the_same_final_step(tmp_path):
     acc = EventAccumulator(str(run_dir / "tb"))
     acc.Reload()
     assert [e.step for e in acc.Scalars("train/reward")] == list(range(1, MAX_STEPS + 1))
+
+
+@pytest.mark.slow
+def test_older_checkpoints_keep_weights_only_and_resume_uses_the_newest(tmp_path):
+    """keep_full_state=1: every checkpoint still loads, only the newest keeps its optimizer; a resume takes it."""
+    from transformers import AutoModelForCausalLM
+
+    from openrs.checkpoints import WEIGHTS_ONLY, latest_complete_checkpoint
+    from openrs.config import compose, to_run_config
+    from openrs.run import run_training
+
+    run_dir = tmp_path / "run"
+    run_training(to_run_config(compose(["experiment=smoke", "grpo.max_steps=6", "grpo.save_steps=2"])), run_dir)
+    ckpts = {s: run_dir / "checkpoints" / f"checkpoint-{s}" for s in (2, 4, 6)}
+    for step in (2, 4):
+        assert (ckpts[step] / WEIGHTS_ONLY).exists() and not (ckpts[step] / "optimizer.pt").exists()
+        AutoModelForCausalLM.from_pretrained(ckpts[step])  # still evaluable
+    assert (ckpts[6] / "optimizer.pt").exists() and not (ckpts[6] / WEIGHTS_ONLY).exists()
+    assert latest_complete_checkpoint(run_dir / "checkpoints") == ckpts[6]
+    summary = run_training(to_run_config(compose(["experiment=smoke", "grpo.max_steps=8", "grpo.save_steps=2"])), run_dir)
+    assert summary["resumed_from"].endswith("checkpoint-6") and summary["global_step"] == 8
+    assert (ckpts[6] / WEIGHTS_ONLY).exists()  # checkpoint-8 is now the one full state

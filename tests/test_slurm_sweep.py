@@ -76,6 +76,11 @@ def test_multirun_sweep_runs_each_point_as_a_slurm_job(tmp_path):
         name, _, tres = rows[0]
         assert name == f"openrs-smoke:grpo.max_steps=8,grpo.save_steps=4,lr={lr}"
         assert "gres/gpu=4" in tres, tres
+        # The sbatch script submitit wrote for this job asks for requeue and hands srun every CPU of the task.
+        script = (sweep / ".submitit" / job_id / f"{job_id}_submission.sh").read_text()
+        assert "#SBATCH --requeue" in script, script
+        assert "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK" in script.split("srun", 1)[0], script
+        assert "#SBATCH --signal=USR2@900" in script, script
 
 
 def test_interrupted_twice_resumes_from_newest_checkpoint_each_time(tmp_path):

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from openrs.procs import die_with_parent
 from openrs.rewards import _wire
 
 
@@ -20,19 +21,6 @@ def resolve(path: str) -> Callable[..., Any]:
     """`"module:function"` -> the function."""
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when the thread that started it exits (no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 def serve(sock: socket.socket, handler: Callable[[Any], Any]) -> None:

@@ -36,13 +36,10 @@ class Verdict:
 
 
 def default_workers() -> int:
-    """CPU cores available to this rank: its CPU affinity shared among the ranks on this node."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    return max(1, cores // max(1, local_ranks))
+    """CPU cores available to this rank: its share of the job's cores (openrs.procs.cpu_share)."""
+    from openrs.procs import cpu_share
+
+    return cpu_share(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
 
 
 def _digest(text: str) -> bytes:
