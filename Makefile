@@ -21,7 +21,7 @@ lint: setup
 	$(VENV)/bin/ruff check openrs tests benchmarks hydra_plugins
 
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -rs   # -rs: every skipped test says why
 
 # A single-node SLURM cluster on this machine (root; Debian), for the SLURM tests and trying sweeps.
 slurm:

@@ -9,12 +9,15 @@ python -m openrs.train --cfg job experiment=rs1          # print the composed co
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from openrs.cli import quote_path_overrides, report_user_errors
 from openrs.config import CONF_DIR, RunConfig, register_configs, to_run_config
+from openrs.errors import UsageError
 
 log = logging.getLogger("openrs.train")
 
@@ -24,7 +27,7 @@ def resolve_run_dir(cfg: RunConfig, hydra_run_dir: Path) -> Path:
     if cfg.resume:
         run_dir = Path(cfg.resume).expanduser()
         if not (run_dir / "checkpoints").is_dir() and not (run_dir / ".hydra").is_dir():
-            raise FileNotFoundError(f"resume={cfg.resume}: not a run directory (no checkpoints/ or .hydra/)")
+            raise UsageError(f"resume={cfg.resume}: not a run directory (no checkpoints/ or .hydra/ in it)")
         return run_dir
     return hydra_run_dir
 
@@ -37,14 +40,20 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the final mean reward (for sweepers)."""
     from hydra.core.hydra_config import HydraConfig
 
+    from openrs import console
     from openrs.launch import launch
 
-    run_cfg = to_run_config(cfg)  # typed, and checked across groups (openrs.config.validate_run)
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
-    log.info("config:\n%s", OmegaConf.to_yaml(cfg))
-    summary = launch(run_cfg, resolve_run_dir(run_cfg, hydra_dir))
+    with report_user_errors("openrs.train", hydra_dir):
+        run_cfg = to_run_config(cfg)  # typed, and checked across groups (openrs.config.validate_run)
+        run_dir = resolve_run_dir(run_cfg, hydra_dir)
+        console.quiet_libraries()
+        print(console.header(run_cfg, run_dir), flush=True)  # the full config is in <hydra dir>/.hydra/
+        summary = launch(run_cfg, run_dir)
+        print(console.result(summary), flush=True)
     return summary.get("final", {}).get("reward")
 
 
 if __name__ == "__main__":
+    sys.argv = quote_path_overrides(sys.argv)  # sweep-point dirs (lr=5e-06,reward=cosine) paste back as printed
     main()

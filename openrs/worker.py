@@ -25,7 +25,7 @@ def load_config(path: Path) -> RunConfig:
 
 
 def main(argv: list[str]) -> int:
-    from openrs import tracking
+    from openrs import console, tracking
     from openrs.launch import LAUNCH_DIR, weights_digest
     from openrs.run import build_trainer, run_training
 
@@ -33,6 +33,7 @@ def main(argv: list[str]) -> int:
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
     cfg = load_config(config_path)
+    console.quiet_libraries()
     trainer = build_trainer(cfg, run_dir)
     summary = run_training(cfg, run_dir, trainer)
     tracking.write_json_atomic(

@@ -18,17 +18,15 @@ import pytest
 from openrs.evaluate.benchmarks import BENCHMARKS, Problem, load_benchmark
 from openrs.evaluate.scoring import judge
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
-
 
 def boxed(answer: str) -> str:
     return f"Therefore, the final answer is: $\\boxed{{{answer}}}$. I hope it is correct"
 
 
-def load_or_skip(name: str) -> list[Problem]:
-    path = SHARED / f"{name}.jsonl"
+def load_or_skip(shared: Path, name: str) -> list[Problem]:
+    path = shared / f"{name}.jsonl"
     if not path.is_file():
-        pytest.skip(f"{path} is absent (../shared is only present in the project's own checkouts)")
+        pytest.skip(f"{path} is absent from ../shared")
     problems = load_benchmark(name, path)
     assert len(problems) == BENCHMARKS[name].expected_rows
     return problems
@@ -46,8 +44,8 @@ def same_answer(a: str, b: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(BENCHMARKS))
-def test_boxed_gold_scores_correct_and_shuffled_does_not(name: str) -> None:
-    problems = load_or_skip(name)
+def test_boxed_gold_scores_correct_and_shuffled_does_not(shared_benchmarks: Path, name: str) -> None:
+    problems = load_or_skip(shared_benchmarks, name)
     kind = BENCHMARKS[name].gold_kind
     failures = [p.id for p in problems if not judge(boxed(final_answer(p)), p.gold, kind).correct]
     assert failures == [], f"{name}: gold answers scored wrong for ids {failures}"
@@ -65,9 +63,9 @@ def test_boxed_gold_scores_correct_and_shuffled_does_not(name: str) -> None:
 
 
 @pytest.mark.slow
-def test_olympiadbench_odd_golds_are_present() -> None:
+def test_olympiadbench_odd_golds_are_present(shared_benchmarks: Path) -> None:
     """Guards the policy text against a silently changed data file: the odd rows are still there."""
-    problems = {p.id: p for p in load_or_skip("olympiadbench")}
+    problems = {p.id: p for p in load_or_skip(shared_benchmarks, "olympiadbench")}
     relays = [p for p in problems.values() if p.extra.get("tnywr")]
     assert len(relays) == 16
     assert problems["1965"].gold.startswith("f(x)=a x+b, where")

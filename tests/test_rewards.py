@@ -22,7 +22,6 @@ from openrs.rewards.extraction import (
 from openrs.rewards.reference import seed_accuracy, seed_correct, seed_cosine, seed_length
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_SAMPLE = REPO.parent / "shared" / "data" / "benchmarks" / "train_sample.jsonl"  # absent in a user's clone
 
 # Golds as the open-rs `solution` column holds them: LaTeX with $...$ or \boxed{} (a bare "12" does not parse).
 GOLD = "$12$"
@@ -301,12 +300,12 @@ def test_one_correctness_pass_shared_across_terms():
 # --- parity with the seed's code path ------------------------------------------------------------------------
 
 
-def _parity_cases() -> tuple[list[str], list[str]]:
+def _parity_cases(shared: Path | None) -> tuple[list[str], list[str]]:
     texts = [RIGHT, WRONG, TEXT_IN_BOX, "so \\boxed{\\text{12}}", "Answer: $x = 12$", "final answer is $12$. I hope",
              "\\[ \\boxed{12} \\]", "$\\boxed{1}$ and $\\boxed{2}$", "\\boxed{", "", "\\boxed{12.0}", "$\\frac{24}{2}$"]
     golds = [GOLD, GOLD, GOLD, "\\boxed{12}", GOLD, GOLD, GOLD, "$1, 2$", GOLD, GOLD, GOLD, GOLD]
-    if TRAIN_SAMPLE.exists():  # real MATH golds: full solutions, as open-rs's `solution` column
-        rows = [json.loads(line) for line in TRAIN_SAMPLE.read_text().splitlines()[:24]]
+    if shared is not None:  # real MATH golds from ../shared: full solutions, as open-rs's `solution` column
+        rows = [json.loads(line) for line in (shared / "train_sample.jsonl").read_text().splitlines()[:24]]
         for i, r in enumerate(rows):
             answer = r["answer"] if i % 3 else "7"
             texts.append(f"<think>\n{r['problem']}\n</think>\nSo the answer is $\\boxed{{{answer}}}$.")
@@ -314,8 +313,8 @@ def _parity_cases() -> tuple[list[str], list[str]]:
     return texts, golds
 
 
-def test_parity_with_seed(verifier):
-    texts, golds = _parity_cases()
+def test_parity_with_seed(verifier, shared_data):
+    texts, golds = _parity_cases(shared_data)
     acc = term("accuracy", verifier, unparseable_gold="seed")
     assert acc(completions=texts, solution=golds) == seed_accuracy(texts, golds)
     cos = term("cosine", verifier, max_len=1000, unparseable_gold="seed")

@@ -39,4 +39,9 @@ def main(cfg: DictConfig) -> list[str]:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from openrs.cli import quote_path_overrides
+
+    sys.argv = quote_path_overrides(sys.argv)  # run=<sweep point dir> pastes back as printed
     main()
