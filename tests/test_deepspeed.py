@@ -23,7 +23,6 @@ from openrs.config import compose, to_run_config
 from openrs.launch import LAUNCH_DIR, weights_digest
 from openrs.tracking import read_metrics
 
-REPO = Path(__file__).resolve().parent.parent
 # The smoke experiment on 2 gloo ranks under ZeRO-2; 16 completion tokens keep a step well under a second.
 ZERO2 = [
     "experiment=smoke", "hardware=cpu", "hardware.num_processes=2",
@@ -207,7 +206,7 @@ def test_zero2_optimizer_offload_one_rank_trains_with_deepspeed_cpu_adam(tmp_pat
     _train(
         run_dir, tmp_path / "train.log", "experiment=smoke", "hardware=cpu", "hardware.num_processes=1",
         "hardware.deepspeed=launchers/deepspeed/zero2_offload.json", "hardware.gradient_accumulation_steps=2",
-        "max_len=16", "grpo.max_steps=2", "grpo.save_steps=2",
+        "max_len=16", "grpo.max_steps=2", "grpo.save_steps=2", timeout=900,
     )  # fmt: skip
 
     (report,) = _rank_reports(run_dir, 1)
