@@ -6,6 +6,7 @@ Kept free of heavy imports so light tools (``openrs.evaluate``) can use it too.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, is_dataclass
 from enum import Enum
@@ -18,10 +19,21 @@ def write_json_atomic(path: Path, data: Any) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, default=_jsonable)
+        json.dump(_finite(data), fh, indent=2, default=_jsonable, allow_nan=False)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _finite(value: Any) -> Any:
+    """The same data with non-finite floats as strings ("inf"), so the file is strict JSON (jq, browsers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:
