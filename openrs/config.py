@@ -295,6 +295,14 @@ def validate_run(cfg: RunConfig) -> None:
             f"({cfg.dataset.max_prompt_length}) + grpo.max_completion_length ({g.max_completion_length}) = {needed}: "
             "vLLM would cut completions short; set it to null (derived) or >= " + str(needed)
         )
+    steps = g.steps_per_generation or hw.gradient_accumulation_steps
+    batch = hw.per_device_train_batch_size * hw.num_processes * steps
+    if batch % g.num_generations:
+        raise UsageError(
+            f"a generation batch of {batch} completions (hardware.per_device_train_batch_size="
+            f"{hw.per_device_train_batch_size} x num_processes={hw.num_processes} x grpo.steps_per_generation={steps}) "
+            f"does not split into groups of grpo.num_generations={g.num_generations}: make it a multiple"
+        )
     if "temperature" in g.generation_kwargs:
         raise UsageError("grpo.generation_kwargs.temperature: set grpo.temperature (sampling) instead")
     mismatched = g.logprob_temperature is not None and g.logprob_temperature != g.temperature

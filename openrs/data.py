@@ -82,7 +82,13 @@ def _load_raw(cfg: DatasetConfig) -> tuple[Dataset, str]:
             )
         return datasets.load_dataset(fmt, data_files=str(path), split="train"), str(path)
     # Hub: needs network access (not exercised in tests; the id and split come from conf/dataset).
-    ds = datasets.load_dataset(cfg.path, cfg.name, split=cfg.split, revision=cfg.revision)
+    try:
+        ds = datasets.load_dataset(cfg.path, cfg.name, split=cfg.split, revision=cfg.revision)
+    except (OSError, ConnectionError, FileNotFoundError) as exc:  # offline, unknown id, or no such split
+        raise DatasetError(
+            f"dataset.path={cfg.path}: cannot load it from the hub ({type(exc).__name__}); download it once where "
+            "the hub is reachable, or train on a local copy: dataset=jsonl dataset.path=<file>"
+        ) from exc
     return ds, f"{cfg.path}[{cfg.split}]" + (f"@{cfg.revision}" if cfg.revision else "")
 
 

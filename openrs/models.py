@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from openrs.config import ModelConfig, TinyModelConfig
 
+from openrs.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 # Bump when the tiny tokenizer/model recipe changes, so stale caches are not reused.
@@ -159,12 +161,25 @@ def resolve_model_path(cfg: ModelConfig) -> str:
     return cfg.name_or_path
 
 
+def _unavailable(cfg: ModelConfig, exc: OSError) -> UsageError:
+    """The one-line error for a model that is neither on disk nor downloadable."""
+    offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") else ""
+    return UsageError(
+        f"model.name_or_path={cfg.name_or_path}: not a local directory and not loadable from the hub{offline} "
+        f"({type(exc).__name__}); download it once where the hub is reachable (huggingface-cli download "
+        f"{cfg.name_or_path}), or set model.name_or_path to a local copy"
+    )
+
+
 def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_model_path(cfg), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_model_path(cfg), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )
+    except OSError as exc:  # transformers' "not found / cannot connect" errors are OSErrors
+        raise _unavailable(cfg, exc) from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"  # generation appends on the right
@@ -221,7 +236,10 @@ def load_model(cfg: ModelConfig, dtype: str | None = None, use_cpu: bool = False
     """The policy; ``dtype`` overrides ``cfg.dtype`` (training picks it from the precision plan)."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg), **model_init_kwargs(cfg, dtype, use_cpu))
+    try:
+        return AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg), **model_init_kwargs(cfg, dtype, use_cpu))
+    except OSError as exc:
+        raise _unavailable(cfg, exc) from exc
 
 
 def load_model_and_tokenizer(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
