@@ -67,14 +67,24 @@ class ScaleRewards(str, Enum):
 
 @dataclass
 class TinyModelConfig:
-    """Random-init Qwen2 and a locally trained BPE tokenizer, for CPU runs and tests."""
+    """Random-init Qwen2 and a locally trained BPE tokenizer, built and cached on disk (no download).
+
+    Tiny for CPU runs and tests (the defaults), or a real checkpoint's shape for GPU checks
+    (``conf/model/qwen2_1_5b_random.yaml``).
+    """
 
     hidden_size: int = 96
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
     intermediate_size: int = 256
-    vocab_size: int = 512
+    vocab_size: int = 512  # entries the BPE tokenizer learns (merges of generated math text)
+    tokenizer_fill_to: int | None = None  # pad the tokenizer with inert entries to this size; None: no filler
+    model_vocab_size: int | None = None  # embedding rows; None: the tokenizer's size
+    tie_word_embeddings: bool = True
+    rope_theta: float = 10000.0
+    max_position_embeddings: int = 2048
+    save_dtype: DType = DType.float32  # dtype the random weights are written in
     init_seed: int = 0
     cache_dir: str | None = None  # None: ~/.cache/openrs/tiny (or $OPENRS_CACHE/tiny)
 
