@@ -128,3 +128,18 @@ def test_save_dtype_writes_the_weights_in_that_dtype(tmp_path):
     path = tiny_model_dir(TinyModelConfig(cache_dir=str(tmp_path), save_dtype="bfloat16"))
     weights = load_file(path / "model.safetensors")
     assert {t.dtype for t in weights.values()} == {torch.bfloat16}
+
+
+def test_qwen2_1_5b_random_has_the_distill_checkpoints_shape():
+    """model=qwen2_1_5b_random: DeepSeek-R1-Distill-Qwen-1.5B's architecture (untied: 1,777,088,000 parameters)."""
+    from openrs.config import compose, to_run_config
+    from openrs.models import build_tiny_model
+
+    cfg = to_run_config(compose(["experiment=rs3", "model=qwen2_1_5b_random"])).model
+    assert cfg.tiny is not None and cfg.dtype.value == "bfloat16" and cfg.gradient_checkpointing
+    model = build_tiny_model(cfg.tiny, cfg.tiny.tokenizer_fill_to, 2, 0, 1, device="meta")
+    c = model.config
+    assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads) == (1536, 28, 12, 2)
+    assert (c.intermediate_size, c.vocab_size, c.max_position_embeddings) == (8960, 151936, 131072)
+    assert not c.tie_word_embeddings and c.rope_parameters["rope_theta"] == 10000.0
+    assert sum(p.numel() for p in model.parameters()) == 1_777_088_000
