@@ -57,6 +57,13 @@ class LossType(str, Enum):
     vespo = "vespo"
 
 
+class SaveStrategy(str, Enum):
+    """When the Trainer writes checkpoints (``TrainingArguments.save_strategy``)."""
+
+    steps = "steps"  # every grpo.save_steps steps, and at the last step
+    no = "no"  # never; run_training still saves the final model
+
+
 class ScaleRewards(str, Enum):
     """What GRPO divides a reward's distance from its group mean by."""
 
@@ -201,6 +208,7 @@ class GRPOSettings:
     steps_per_generation: int | None = 1  # micro-steps one generation feeds; None: gradient_accumulation_steps
     importance_sampling_correction: bool = False  # TRL's vLLM-vs-trainer sequence ratio on the loss
     bias_corrected_kl: bool = False  # multiply the k3 KL term by the importance ratio
+    save_strategy: SaveStrategy = SaveStrategy.steps
     save_steps: int = 50
     save_total_limit: int | None = None
     logging_steps: int = 1
