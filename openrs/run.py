@@ -43,7 +43,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     from transformers import PrinterCallback, set_seed
     from trl import GRPOTrainer
 
-    from openrs import checkpoints, data, models, tb, tracking
+    from openrs import checkpoints, data, models, steptime, tb, tracking
     from openrs.grpo_config import SEED_GAPS, run_precision, to_grpo_config
     from openrs.rewards import build_reward_funcs
 
@@ -54,9 +54,11 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
 
     # Validates every term's parameters before anything heavy loads.
     reward_funcs, _ = build_reward_funcs(dataclasses.asdict(cfg.reward))
-    monitor = None
+    monitor = clock = None
     if cfg.diagnostics.enabled:  # diagnostics ride along a reward call (see openrs.tb); no term is added
         reward_funcs, monitor = tb.build_monitoring(cfg, run_dir, reward_funcs)
+        clock = steptime.PhaseClock()  # generation and reward seconds per round (see openrs.steptime)
+        reward_funcs = clock.wrap(reward_funcs)
     grpo_config = to_grpo_config(cfg, run_dir)
     precision = run_precision(cfg)
     tokenizer = models.load_tokenizer(cfg.model)
@@ -77,6 +79,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
             tracking.ProgressLogCallback(),
             checkpoints.CompleteMarkerCallback(),
             *([monitor] if monitor else []),
+            *([clock] if clock else []),
         ],
     )
     if monitor:
