@@ -165,15 +165,18 @@ def test_step_figures_flag_non_finite_losses():
 
 
 @pytest.mark.slow
-def test_the_check_path_trains_the_tiny_model_on_cpu(tmp_path):
-    """cli.gpu_run end to end, on CPU: launch, metrics, weights before/after, report (only the model is swapped)."""
+@pytest.mark.parametrize("deepspeed", ["null", "launchers/deepspeed/zero2.json"])
+def test_the_check_path_trains_the_tiny_model_on_cpu(tmp_path, monkeypatch, deepspeed):
+    """cli.gpu_run end to end on CPU, in process or (ZeRO-2) in a spawned rank: launch, metrics, weights, report."""
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")  # the spawned rank inherits it
     report, run_dir = tmp_path / "report.md", tmp_path / "run"
     args = cli.parse_args([
         "--report", str(report), "--run-dir", str(run_dir), "--keep", "--gpu-tflops", "100",
-        "--gpu-bandwidth-gbs", "1000", "model=tiny", "hardware=cpu", "hardware.deepspeed=null",
+        "--gpu-bandwidth-gbs", "1000", "model=tiny", "hardware=cpu", f"hardware.deepspeed={deepspeed}",
         "hardware.per_device_train_batch_size=6", "max_len=8", "grpo.max_steps=2",
     ])  # fmt: skip
     assert cli.gpu_run(args) == 0, report.read_text() if report.exists() else "no report"
+    assert (run_dir / ".launch" / "rank-0.json").exists() == (deepspeed != "null")
     text = report.read_text()
     assert text.startswith("# GPU check: PASS")
     for name in ("run finished", "reached max_steps", "losses finite", "weights moved", "weights finite"):

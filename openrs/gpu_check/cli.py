@@ -259,11 +259,14 @@ def gpu_run(args: argparse.Namespace) -> int:
     final = run_dir / "final"
     if any(final.glob("*.safetensors")):
         weights = measure.compare_weights(model_dir, final)
-        same = not weights.missing and not weights.unexpected
-        checks.append(Check("weights moved", weights.moved and same,
-                            f"{weights.changed_tensors:,}/{weights.tensors:,} tensors, {weights.changed_elements:,} "
-                            f"elements changed, largest {weights.max_abs_change:.3g}"
-                            + ("" if same else f"; missing {weights.missing[:3]}, unexpected {weights.unexpected[:3]}")))  # fmt: skip
+        # A tensor the model had but the saved one lacks fails; an extra one (DeepSpeed saves a tied lm_head too) does not.
+        detail = (f"{weights.changed_tensors:,}/{weights.tensors:,} tensors, {weights.changed_elements:,} elements "
+                  f"changed, largest {weights.max_abs_change:.3g}")  # fmt: skip
+        if weights.missing:
+            detail += f"; missing after training: {weights.missing[:3]}"
+        if weights.unexpected:
+            detail += f"; also saved: {weights.unexpected[:3]}"
+        checks.append(Check("weights moved", weights.moved and not weights.missing, detail))
         checks.append(Check("weights finite", weights.finite, f"non-finite: {weights.nonfinite[:5]}" if weights.nonfinite
                             else f"every element of {weights.tensors:,} tensors"))  # fmt: skip
     else:
