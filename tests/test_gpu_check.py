@@ -90,6 +90,7 @@ def test_projection_by_hand():
     assert p.per_step.total == pytest.approx(total)
     assert p.hours == pytest.approx(total * 100 / 3600) and p.cost_usd == pytest.approx(total * 100 / 3600 * 4 * 0.5)
     assert p.generation_floor_s == pytest.approx(1672 / 1e12)
+    assert p.check_bandwidth_share == pytest.approx(420 / (10 * 2000e9))
     assert p.floor_hours == pytest.approx((total - p.per_step.generation + 1672 / 1e12) * 100 / 3600)
 
 

@@ -245,7 +245,8 @@ def gpu_run(args: argparse.Namespace) -> int:
             log.exception("the check's training run failed")
             error = f"{type(exc).__name__}: {str(exc)[:300]}"
         timings["run_s"] = time.perf_counter() - t
-    checks.append(Check("run finished", error is None, error or f"{timings['run_s']:.0f} s in {run_dir}"))
+    kept = f" in {run_dir}" if args.keep or args.run_dir else ""  # a temporary run dir goes after a pass
+    checks.append(Check("run finished", error is None, error or f"{timings['run_s']:.0f} s{kept}"))
 
     steps = measure.step_figures(tracking.read_metrics(run_dir), plan.completions_per_step(cfg), plan.rounds_per_step(cfg))
     want = cfg.grpo.max_steps
@@ -292,6 +293,10 @@ def gpu_run(args: argparse.Namespace) -> int:
         checks.append(Check("within time budget", timings["total_s"] <= args.budget_s,
                             f"{timings['total_s']:.0f} s of {args.budget_s:.0f} s (model build {timings['model_s']:.0f} s)"))  # fmt: skip
     notes = []
+    if not cfg.hardware.use_vllm:
+        notes.append("generation ran with transformers generate(), not vLLM: at this model size its decode loop is "
+                     "bound by per-token overheads, so the projection is for a run that generates the same way; "
+                     "the paper's vLLM run is nearer the floor line")  # fmt: skip
     if device and here is None:
         notes.append(f"{device} is not in openrs/gpu_check/projection.py's table; no projection "
                      "(pass --gpu-tflops and --gpu-bandwidth-gbs)")  # fmt: skip

@@ -141,6 +141,7 @@ class Projection:
     gpus: int
     price_per_gpu_hour: float
     generation_floor_s: float  # target decoding at 100% of the target GPU's bandwidth: no engine is faster
+    check_bandwidth_share: float  # the check's decode bytes over its generation seconds, as a share of its GPU's peak
 
     @property
     def hours(self) -> float:
@@ -191,7 +192,8 @@ def project(
         other=measured.other * f["other"].total,
     )
     floor = decode_bytes(target, model) / (there.bandwidth_gbs * 1e9)
-    return Projection(per_step, f, steps, gpus, price_per_gpu_hour, floor)
+    share = decode_bytes(check, model) / (measured.generation * here.bandwidth_gbs * 1e9) if measured.generation else 0.0
+    return Projection(per_step, f, steps, gpus, price_per_gpu_hour, floor, share)
 
 
 def rs3_on_a40x4(check: StepShape, max_len: int = 3584) -> StepShape:

@@ -166,6 +166,8 @@ def _projection_section(r: CheckResult) -> list[str]:
             f"${p.price_per_gpu_hour}/GPU-h.",
             f"- With generation at its floor instead (the A40's full memory bandwidth, {fmt(p.generation_floor_s, 1)} "
             f"s/step; no engine is faster): {fmt(p.floor_hours, 1)} h, ${fmt(p.floor_cost_usd, 0)}.",
+            f"- This check's generation moved its decode bytes at {100 * p.check_bandwidth_share:.2g}% of this GPU's "
+            "peak bandwidth (the projection assumes the A40 run reaches the same share; the floor assumes 100%).",
         ]
     else:
         out.append("- Projected hours and cost: " + DASH + (" (dry run: nothing measured)" if r.dry_run else ""))
