@@ -127,7 +127,8 @@ def _model_facts(cfg: Any, tokenizer: Any, model: Any) -> tuple[dict[str, Any], 
                   f"vocab {c.vocab_size}, tied embeddings {c.tie_word_embeddings}, rope_theta "
                   f"{c.rope_parameters.get('rope_theta')}, {c.max_position_embeddings} positions"),  # fmt: skip
         "parameters": f"{params:,}",
-        "tokenizer": f"{len(tokenizer):,} entries ({tiny.vocab_size} BPE learnt here, the rest inert filler)",
+        "tokenizer": f"{len(tokenizer):,} entries ({tiny.vocab_size} BPE learnt on the spot"
+        + (", the rest inert filler)" if tiny.tokenizer_fill_to else ")"),
     }
     ok = params == expected and len(tokenizer) <= c.vocab_size
     detail = f"{params:,} parameters (by hand: {expected:,}); tokenizer {len(tokenizer):,} <= vocab {c.vocab_size:,}"
