@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test lint slurm clean
+.PHONY: setup demo test lint slurm gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +22,12 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest -rs   # -rs: every skipped test says why
+
+# The GPU acceptance check (openrs.gpu_check): a few rs3-shaped GRPO steps of a 1.5B random-init model, its checks
+# and benchmarks/RESULTS_gpu.md. No CUDA device: one line, exit 0. ARGS=--dry-run tests the script on CPU. No setup
+# dependency, so it runs on an offline machine prepared by hand: make gpu-check PY=python3 (benchmarks/README.md).
+gpu-check:
+	$(PY) -m openrs.gpu_check $(ARGS)
 
 # A single-node SLURM cluster on this machine (root; Debian), for the SLURM tests and trying sweeps.
 slurm:

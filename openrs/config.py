@@ -68,6 +68,13 @@ class LossType(str, Enum):
     vespo = "vespo"
 
 
+class SaveStrategy(str, Enum):
+    """When the Trainer writes checkpoints (``TrainingArguments.save_strategy``)."""
+
+    steps = "steps"  # every grpo.save_steps steps, and at the last step
+    no = "no"  # never; run_training still saves the final model
+
+
 class ScaleRewards(str, Enum):
     """What GRPO divides a reward's distance from its group mean by."""
 
@@ -78,14 +85,24 @@ class ScaleRewards(str, Enum):
 
 @dataclass
 class TinyModelConfig:
-    """Random-init Qwen2 and a locally trained BPE tokenizer, for CPU runs and tests."""
+    """Random-init Qwen2 and a locally trained BPE tokenizer, built and cached on disk (no download).
+
+    Tiny for CPU runs and tests (the defaults), or a real checkpoint's shape for GPU checks
+    (``conf/model/qwen2_1_5b_random.yaml``).
+    """
 
     hidden_size: int = 96
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
     intermediate_size: int = 256
-    vocab_size: int = 512
+    vocab_size: int = 512  # entries the BPE tokenizer learns (merges of generated math text)
+    tokenizer_fill_to: int | None = None  # pad the tokenizer with inert entries to this size; None: no filler
+    model_vocab_size: int | None = None  # embedding rows; None: the tokenizer's size
+    tie_word_embeddings: bool = True
+    rope_theta: float = 10000.0
+    max_position_embeddings: int = 2048
+    save_dtype: DType = DType.float32  # dtype the random weights are written in
     init_seed: int = 0
     cache_dir: str | None = None  # None: ~/.cache/openrs/tiny (or $OPENRS_CACHE/tiny)
 
@@ -205,6 +222,7 @@ class GRPOSettings:
     steps_per_generation: int | None = 1  # micro-steps one generation feeds; None: gradient_accumulation_steps
     importance_sampling_correction: bool = False  # TRL's vLLM-vs-trainer sequence ratio on the loss
     bias_corrected_kl: bool = False  # multiply the k3 KL term by the importance ratio
+    save_strategy: SaveStrategy = SaveStrategy.steps
     save_steps: int = 50
     save_total_limit: int | None = None
     keep_full_state: int | None = 1  # newest N checkpoints keep optimizer states; None: all

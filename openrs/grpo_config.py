@@ -152,7 +152,7 @@ def to_grpo_config(cfg: RunConfig, run_dir: Path) -> GRPOConfig:
         max_steps=g.max_steps,
         num_train_epochs=g.num_train_epochs,
         # checkpoints and logging
-        save_strategy="steps",
+        save_strategy=_value(g.save_strategy),
         save_steps=g.save_steps,
         save_total_limit=g.save_total_limit,
         logging_steps=g.logging_steps,

@@ -84,7 +84,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     from transformers import PrinterCallback, set_seed
     from trl import GRPOTrainer
 
-    from openrs import checkpoints, data, disk, models, tb, tracking
+    from openrs import checkpoints, data, disk, models, steptime, tb, tracking
     from openrs.grpo_config import SEED_GAPS, run_precision, to_grpo_config
     from openrs.rewards import build_reward_funcs
 
@@ -98,9 +98,11 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
 
     # Validates every term's parameters before anything heavy loads.
     reward_funcs, _ = build_reward_funcs(dataclasses.asdict(cfg.reward))
-    monitor = None
+    monitor = clock = None
     if cfg.diagnostics.enabled:  # diagnostics ride along a reward call (see openrs.tb); no term is added
         reward_funcs, monitor = tb.build_monitoring(cfg, run_dir, reward_funcs)
+        clock = steptime.PhaseClock()  # generation and reward seconds per round (see openrs.steptime)
+        reward_funcs = clock.wrap(reward_funcs)
     grpo_config = to_grpo_config(cfg, run_dir)
     precision = run_precision(cfg)
     tokenizer = models.load_tokenizer(cfg.model)
@@ -122,6 +124,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
             checkpoints.CompleteMarkerCallback(cfg.grpo.keep_full_state),
             disk.DiskSpaceCallback(run_dir / "checkpoints", deepspeed=bool(cfg.hardware.deepspeed)),
             *([monitor] if monitor else []),
+            *([clock] if clock else []),
         ],
     )
     if monitor:

@@ -1,8 +1,8 @@
 """One training rank, started by :mod:`openrs.launch`: ``python -m openrs.worker <config.yaml> <run dir>``.
 
 The launcher sets the torch distributed environment; this trains with the resolved config the launcher
-wrote and leaves ``<run dir>/.launch/rank-<r>.json`` (final step and a digest of the weights), which the
-launcher compares across ranks.
+wrote and leaves ``<run dir>/.launch/rank-<r>.json`` (final step, a digest of the weights, which the launcher
+compares across ranks, and on a GPU the rank's peak memory).
 """
 
 from __future__ import annotations
@@ -44,9 +44,22 @@ def main(argv: list[str]) -> int:
             "global_step": trainer.state.global_step,
             "preempted": bool(summary.get("preempted")),
             "weights_digest": weights_digest(trainer.model),
+            **cuda_memory(),
         },
     )
     return 0
+
+
+def cuda_memory() -> dict[str, int]:
+    """This rank's peak CUDA memory in bytes (torch's allocator: tensors, and what it holds cached); {} on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    return {
+        "cuda_max_memory_allocated": torch.cuda.max_memory_allocated(),
+        "cuda_max_memory_reserved": torch.cuda.max_memory_reserved(),
+    }
 
 
 if __name__ == "__main__":

@@ -162,3 +162,12 @@ def test_cli_prints_composed_config(run_module):
     assert result.returncode == 0, result.stderr
     assert "knoveleng/open-s1" in result.stdout
     assert "max_completion_length: ${max_len}" in result.stdout or "max_len: 4096" in result.stdout
+
+
+def test_save_strategy_reaches_grpo_config(tmp_path):
+    from openrs.grpo_config import to_grpo_config
+
+    assert to_grpo_config(run_config(), tmp_path).save_strategy == "steps"
+    assert to_grpo_config(run_config("grpo.save_strategy=no"), tmp_path).save_strategy == "no"
+    with pytest.raises(Exception, match="save_strategy"):
+        run_config("grpo.save_strategy=epoch")

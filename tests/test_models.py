@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from openrs.config import ModelConfig, TinyModelConfig
 from openrs.models import load_model_and_tokenizer, tiny_model_dir
 
@@ -90,3 +92,54 @@ def test_flash_attention_falls_back_to_sdpa_with_one_warning(caplog):
         assert models.attn_implementation("flash_attention_2", use_cpu=True) == "sdpa"
     assert sum("flash_attention_2 cannot run here" in r.message for r in caplog.records) == 1
     assert models.attn_implementation("eager") == "eager" and models.attn_implementation(None) is None
+
+
+def test_filled_tokenizer_encodes_as_before_and_decodes_filler_to_text():
+    from openrs.models import THINK_TOKENS, build_tiny_tokenizer
+
+    plain, filled = build_tiny_tokenizer(512), build_tiny_tokenizer(512, fill_to=2000)
+    assert len(plain) == 512 and len(filled) == 2000
+    text = "<|User|>What is $3 \\times 4$?<|Assistant|><think>\nWe compute it.\n</think>\n\\boxed{12}"
+    think_ids = {t: i for i, t in enumerate(THINK_TOKENS)}
+    # Same pieces; only the think tokens moved, to the last ids of the larger vocabulary.
+    assert filled.tokenize(text) == plain.tokenize(text)
+    assert [filled.convert_tokens_to_ids(t) - (2000 - len(THINK_TOKENS)) for t in THINK_TOKENS] == list(think_ids.values())
+    filler = filled.decode(list(range(600, 610)))
+    assert len(filler.split()) == 10 and filler.replace(" ", "").isalpha()
+
+
+def test_model_shape_knobs_reach_the_qwen2_config():
+    from openrs.models import build_tiny_model, tiny_model_config
+
+    cfg = TinyModelConfig(tie_word_embeddings=False, rope_theta=1e6, max_position_embeddings=4096, model_vocab_size=640)
+    config = tiny_model_config(cfg, 512, 2, 0, 1)
+    assert (config.vocab_size, config.tie_word_embeddings, config.max_position_embeddings) == (640, False, 4096)
+    assert config.rope_parameters["rope_theta"] == 1e6
+    model = build_tiny_model(cfg, 512, 2, 0, 1, device="meta")
+    assert model.lm_head.weight.shape == (640, 96) and model.lm_head.weight is not model.model.embed_tokens.weight
+    with pytest.raises(ValueError, match="model_vocab_size=500 < the tokenizer's 512"):
+        tiny_model_config(TinyModelConfig(model_vocab_size=500), 512, 2, 0, 1)
+
+
+def test_save_dtype_writes_the_weights_in_that_dtype(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    path = tiny_model_dir(TinyModelConfig(cache_dir=str(tmp_path), save_dtype="bfloat16"))
+    weights = load_file(path / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.bfloat16}
+
+
+def test_qwen2_1_5b_random_has_the_distill_checkpoints_shape():
+    """model=qwen2_1_5b_random: DeepSeek-R1-Distill-Qwen-1.5B's architecture (untied: 1,777,088,000 parameters)."""
+    from openrs.config import compose, to_run_config
+    from openrs.models import build_tiny_model
+
+    cfg = to_run_config(compose(["experiment=rs3", "model=qwen2_1_5b_random"])).model
+    assert cfg.tiny is not None and cfg.dtype.value == "bfloat16" and cfg.gradient_checkpointing
+    model = build_tiny_model(cfg.tiny, cfg.tiny.tokenizer_fill_to, 2, 0, 1, device="meta")
+    c = model.config
+    assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads) == (1536, 28, 12, 2)
+    assert (c.intermediate_size, c.vocab_size, c.max_position_embeddings) == (8960, 151936, 131072)
+    assert not c.tie_word_embeddings and c.rope_parameters["rope_theta"] == 10000.0
+    assert sum(p.numel() for p in model.parameters()) == 1_777_088_000

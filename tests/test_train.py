@@ -72,6 +72,8 @@ def test_smoke_run_dir_is_self_describing(smoke_run):
     acc.Reload()
     tags = acc.Tags()["scalars"]
     assert "train/reward" in tags and "train/rewards/format/mean" in tags
+    # The step-time split (openrs.steptime) beside TRL's own step_time.
+    assert {"train/perf/generation_seconds", "train/perf/reward_seconds", "train/step_time"} <= set(tags)
     assert len(acc.Scalars("train/reward")) == 200
     steps = sorted(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("checkpoint-*"))
     assert steps == [50, 100, 150, 200]
