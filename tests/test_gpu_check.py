@@ -136,7 +136,7 @@ def test_check_overrides_follow_the_installed_backends():
     both = plan.Backends(vllm="0.11", deepspeed="0.19.8", flash_attn=None)
     cfg = plan.compose_run(plan.check_overrides([], both))
     assert cfg.hardware.use_vllm and cfg.hardware.vllm_mode.value == "colocate"
-    assert cfg.hardware.deepspeed == "launchers/deepspeed/zero2.json"
+    assert cfg.hardware.deepspeed == "deepspeed/zero2.json"
     assert plan.completions_per_step(cfg) == 36 and plan.rounds_per_step(cfg) == 1
     assert cfg.grpo.num_generations == 6 and cfg.grpo.max_completion_length >= 1024 and cfg.hardware.bf16
     assert cfg.model.gradient_checkpointing and cfg.model.tiny.hidden_size == 1536
@@ -166,7 +166,7 @@ def test_step_figures_flag_non_finite_losses():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("deepspeed", ["null", "launchers/deepspeed/zero2.json"])
+@pytest.mark.parametrize("deepspeed", ["null", "deepspeed/zero2.json"])
 def test_the_check_path_trains_the_tiny_model_on_cpu(tmp_path, monkeypatch, deepspeed):
     """cli.gpu_run end to end on CPU, in process or (ZeRO-2) in a spawned rank: launch, metrics, weights, report."""
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")  # the spawned rank inherits it
