@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from openrs.config import CONF_DIR, RunConfig, compose, to_run_config
+from openrs.errors import UsageError
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 REWARDS = sorted(p.stem for p in (CONF_DIR / "reward").glob("*.yaml"))
@@ -34,7 +35,16 @@ def test_groups_have_options():
 
 @pytest.mark.parametrize(("experiment", "reward", "hardware"), list(itertools.product(EXPERIMENTS, REWARDS, HARDWARE)))
 def test_every_combination_composes(experiment: str, reward: str, hardware: str):
-    cfg = run_config(f"experiment={experiment}", f"reward={reward}", f"hardware={hardware}")
+    """Every combination composes, or fails at once naming what does not fit: a hardware preset's batch must split
+    into the experiment's groups (rs's 6 completions per prompt do not divide the CPU preset's 8 per micro-step)."""
+    overrides = (f"experiment={experiment}", f"reward={reward}", f"hardware={hardware}")
+    composed = compose(list(overrides))  # unchecked: what the presets ask for
+    groups, batch = composed.grpo.num_generations, composed.hardware
+    if (batch.per_device_train_batch_size * batch.num_processes) % groups:
+        with pytest.raises(UsageError, match=f"does not split into groups of grpo.num_generations={groups}"):
+            run_config(*overrides)
+        return
+    cfg = run_config(*overrides)
     assert cfg.experiment == experiment
     assert cfg.hardware.name == hardware
     assert cfg.reward.terms, "a reward option must define at least one term"

@@ -63,7 +63,7 @@ def test_impossible_layouts_fail_early_naming_the_field(overrides, gpus, needle)
 def test_hardware_presets_state_gpus_and_price():
     costs = {}
     for name in ("a40x4", "a40x4_colocate", "a40x1", "cpu"):
-        hw = run_config("experiment=rs2", f"hardware={name}").hardware
+        hw = run_config("experiment=rs2", f"hardware={name}", *(["hardware.per_device_train_batch_size=6"] if name == "cpu" else [])).hardware
         validate_hardware(hw)
         costs[name] = hw.num_gpus * hw.price_per_gpu_hour * 24
     assert costs["a40x4"] == pytest.approx(42.24)  # the paper's ~$42 for 4 A40s x 24 h

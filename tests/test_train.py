@@ -110,7 +110,9 @@ def test_resume_skips_half_written_checkpoint(tmp_path):
     from openrs.run import run_training
 
     run_dir = tmp_path / "run"
-    first = to_run_config(compose(["experiment=smoke", "grpo.max_steps=20", "grpo.save_steps=10"]))
+    # Every checkpoint keeps its state here: in a real kill mid-save, checkpoint-10 is still whole, because older
+    # states are cut only once the next checkpoint is marked complete (grpo.keep_full_state).
+    first = to_run_config(compose(["experiment=smoke", "grpo.max_steps=20", "grpo.save_steps=10", "grpo.keep_full_state=null"]))
     run_training(first, run_dir)
     (run_dir / "checkpoints" / "checkpoint-20" / "COMPLETE").unlink()  # as if killed mid-save
     second = to_run_config(compose(["experiment=smoke", "grpo.max_steps=30", "grpo.save_steps=10"]))
