@@ -44,9 +44,16 @@ class VllmMode(str, Enum):
     colocate = "colocate"  # vLLM inside each training rank, sharing its GPU
 
 
+class TokenizerKind(str, Enum):
+    """How the tiny model's tokenizer is built."""
+
+    bpe = "bpe"  # byte-level BPE trained on the spot on generated math text
+    char = "char"  # one token per character (openrs.char_tokenizer); vocab_size is then ignored
+
+
 @dataclass
 class TinyModelConfig:
-    """Random-init Qwen2 and a locally trained BPE tokenizer, for CPU runs and tests."""
+    """Random-init Qwen2 and a tokenizer built on the spot (BPE or char-level), for CPU runs and tests."""
 
     hidden_size: int = 96
     num_hidden_layers: int = 2
@@ -56,6 +63,7 @@ class TinyModelConfig:
     vocab_size: int = 512
     init_seed: int = 0
     cache_dir: str | None = None  # None: ~/.cache/openrs/tiny (or $OPENRS_CACHE/tiny)
+    tokenizer: TokenizerKind = TokenizerKind.bpe
 
 
 @dataclass

@@ -121,7 +121,7 @@ def build_tiny_model(
 
 def tiny_model_dir(cfg: TinyModelConfig) -> Path:
     """Build (once) and return the directory holding the tiny model and tokenizer."""
-    settings = {k: v for k, v in vars(cfg).items() if k != "cache_dir"}
+    settings = {k: getattr(v, "value", v) for k, v in vars(cfg).items() if k != "cache_dir"}
     settings["recipe"] = TINY_RECIPE_VERSION
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     root = Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "tiny"
@@ -132,7 +132,12 @@ def tiny_model_dir(cfg: TinyModelConfig) -> Path:
     # Build in a temporary sibling and rename: concurrent runs never see a half-written model.
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
-        tokenizer = build_tiny_tokenizer(cfg.vocab_size)
+        if settings["tokenizer"] == "char":
+            from openrs.char_tokenizer import build_char_tokenizer
+
+            tokenizer = build_char_tokenizer()
+        else:
+            tokenizer = build_tiny_tokenizer(cfg.vocab_size)
         model = build_tiny_model(
             cfg, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id
         )
