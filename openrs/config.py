@@ -35,6 +35,7 @@ class DatasetSource(str, Enum):
     hub = "hub"  # datasets.load_dataset(path, name, split=...)
     local = "local"  # a jsonl / json / parquet file on disk
     arithmetic = "arithmetic"  # generated offline, deterministic by seed
+    mini_arith = "mini_arith"  # the a+b*c task of Open RS in miniature (training split only)
 
 
 class VllmMode(str, Enum):
@@ -64,6 +65,18 @@ class TinyModelConfig:
     init_seed: int = 0
     cache_dir: str | None = None  # None: ~/.cache/openrs/tiny (or $OPENRS_CACHE/tiny)
     tokenizer: TokenizerKind = TokenizerKind.bpe
+
+
+@dataclass
+class MiniArithConfig:
+    """The a+b*c task (openrs.minitask): operand ranges and the held-out split, by a hash of each triple."""
+
+    a_min: int = 10
+    a_max: int = 99
+    bc_min: int = 2
+    bc_max: int = 9
+    held_out: int = 500  # triples with the smallest split hashes; never in training
+    split_salt: str = "openrs-mini-v1"
 
 
 @dataclass
@@ -98,6 +111,7 @@ class DatasetConfig:
     max_samples: int | None = None
     shuffle_seed: int | None = None
     arithmetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
+    mini_arith: MiniArithConfig = field(default_factory=MiniArithConfig)
 
 
 @dataclass
