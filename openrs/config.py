@@ -80,6 +80,24 @@ class MiniArithConfig:
 
 
 @dataclass
+class WarmStartConfig:
+    """A short SFT stage on noisy-teacher traces (openrs.warmstart), cached on disk by its recipe."""
+
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 3.0e-3
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    num_traces: int = 8192
+    mistake_share: float = 0.5
+    seed: int = 0
+    system_prompt: str | None = None
+    task: MiniArithConfig = field(default_factory=MiniArithConfig)
+    cache_dir: str | None = None  # None: ~/.cache/openrs/warmstart (or $OPENRS_CACHE/warmstart)
+
+
+@dataclass
 class ModelConfig:
     name_or_path: str = MISSING
     revision: str | None = None
@@ -88,6 +106,7 @@ class ModelConfig:
     gradient_checkpointing: bool = True
     trust_remote_code: bool = False
     tiny: TinyModelConfig | None = None
+    warm_start: WarmStartConfig | None = None  # SFT the model above first; the run starts from the result
 
 
 @dataclass

@@ -159,6 +159,10 @@ def tiny_model_dir(cfg: TinyModelConfig) -> Path:
 
 def resolve_model_path(cfg: ModelConfig) -> str:
     """Hub id or directory that ``from_pretrained`` should read."""
+    if cfg.warm_start is not None:
+        from openrs.warmstart import warm_start_dir
+
+        return str(warm_start_dir(cfg))
     if cfg.tiny is not None:
         return str(tiny_model_dir(cfg.tiny))
     return cfg.name_or_path
