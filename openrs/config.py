@@ -84,7 +84,7 @@ class WarmStartConfig:
     """A short SFT stage on noisy-teacher traces (openrs.warmstart), cached on disk by its recipe."""
 
     steps: int = 600
-    batch_size: int = 32
+    batch_size: int = 64
     lr: float = 3.0e-3
     lr_scheduler_type: str = "cosine"
     warmup_ratio: float = 0.05

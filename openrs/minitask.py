@@ -65,9 +65,8 @@ def triples(cfg: MiniArithConfig, split: Split) -> list[Triple]:
 def row(a: int, b: int, c: int) -> dict:
     """One problem as a dataset row: problem text, gold solution, plain answer and the operands."""
     value = a + b * c
-    return {
-        "problem": problem_text(a, b, c), "solution": gold_text(value), "answer": str(value), "a": a, "b": b, "c": c
-    }
+    return {"problem": problem_text(a, b, c), "solution": gold_text(value), "answer": str(value),
+            "a": a, "b": b, "c": c}
 
 
 def rows(cfg: MiniArithConfig, split: Split) -> list[dict]:

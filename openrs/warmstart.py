@@ -13,7 +13,8 @@ A trace is what the model writes after the generation prompt (which already open
 The loss covers the completion only (TRL's prompt-completion format). The result is written under the cache
 root, keyed by a hash of the whole recipe (base model, SFT settings, trace recipe, ``RECIPE_VERSION``), into a
 temporary directory that is renamed into place, so a half-built model is never picked up and a changed recipe
-builds a new one. It loads with plain ``AutoModelForCausalLM.from_pretrained(dir)``.
+builds a new one. It loads with plain ``AutoModelForCausalLM.from_pretrained(dir)``. Training builds it on
+first use (``models.resolve_model_path``); ``python -m openrs.warmstart experiment=mini`` builds it ahead.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ RECIPE_FILE = "openrs_warmstart.json"
 
 
 def trace(a: int, b: int, c: int, mistaken: bool) -> str:
-    """The completion the teacher writes for ``a + b*c``: reasoning, the closing think tag, the boxed answer."""
+    """What the teacher writes for ``a + b*c``: the reasoning, the closing think tag, the boxed answer."""
     if mistaken:  # left to right, ignoring precedence
         first, value = a + b, (a + b) * c
         steps = f"{a}+{b}={first}\n{first}*{c}={value}"
@@ -70,7 +71,8 @@ def noisy_traces(cfg: WarmStartConfig) -> list[dict[str, Any]]:
     picked = [rng.choice(pool) for _ in range(cfg.num_traces)]
     wrong = set(rng.sample(range(cfg.num_traces), round(cfg.mistake_share * cfg.num_traces)))
     return [
-        {"problem": minitask.problem_text(a, b, c), "completion": trace(a, b, c, i in wrong), "mistaken": i in wrong}
+        {"problem": minitask.problem_text(a, b, c), "completion": trace(a, b, c, i in wrong),
+         "mistaken": i in wrong}
         for i, (a, b, c) in enumerate(picked)
     ]
 
@@ -192,3 +194,22 @@ def warm_start_dir(model_cfg: ModelConfig) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("built warm start at %s", target)
     return target
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """``python -m openrs.warmstart experiment=mini [overrides]``: build or find the warm start, print it."""
+    import sys
+
+    from openrs.config import compose, to_run_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = to_run_config(compose(list(sys.argv[1:] if argv is None else argv)))
+    if cfg.model.warm_start is None:
+        raise SystemExit("this config has no model.warm_start (try experiment=mini or model=mini)")
+    path = warm_start_dir(cfg.model)
+    print(path, flush=True)
+    return path
+
+
+if __name__ == "__main__":
+    main()

@@ -24,7 +24,8 @@ def test_r1_tags_and_boxed_are_single_tokens():
     pieces = tok.convert_ids_to_tokens(ids)
     assert pieces.count("\n</think>\n") == 1 and pieces.count("\\boxed{") == 1
     assert tok.decode(ids, skip_special_tokens=True) == TEXT  # the tags are not special: decoding keeps them
-    prompt = tok.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True)
+    turns = [{"role": "user", "content": "x"}]
+    prompt = tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
     assert prompt == "<|begin|><|User|>x<|Assistant|><think>\n"
     assert tok.convert_ids_to_tokens(tok.encode(prompt, add_special_tokens=False))[-1] == "<think>\n"
 

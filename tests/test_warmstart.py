@@ -1,4 +1,4 @@
-"""The warm start: noisy-teacher traces, the recipe-keyed cache, and a short real SFT run that loads plainly."""
+"""The warm start: noisy-teacher traces, the recipe-keyed cache, a short real SFT run that loads plainly."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def test_noisy_traces_have_the_intended_mistake_share(share):
     held = {minitask.problem_text(*t) for t in minitask.triples(cfg.task, "held_out")}
     assert not held & {r["problem"] for r in rows}, "traces must come from the training split"
     for r in rows:  # each trace's boxed answer is a+b*c, or (a+b)*c when it is marked mistaken
-        a, b, c = (int(x) for x in re.fullmatch(r"What is \$(\d+) \+ (\d+) \\times (\d+)\$\?", r["problem"]).groups())
+        match = re.fullmatch(r"What is \$(\d+) \+ (\d+) \\times (\d+)\$\?", r["problem"])
+        a, b, c = (int(x) for x in match.groups())
         value = (a + b) * c if r["mistaken"] else a + b * c
         assert r["completion"].endswith(f"\n</think>\n\\boxed{{{value}}}")
     assert noisy_traces(cfg) == rows

@@ -6,8 +6,8 @@ Local copies may name a column differently (``problem`` for OlympiadBench's ``qu
 the accepted column names in order of preference; the seed's name comes first.
 
 Besides the five, ``mini_heldout`` is generated on the spot: the held-out side of the miniature a+b*c task
-(``openrs.minitask``), posed in the training prompt format (the bare problem as the user turn, no system prompt),
-since the small models trained on it know no other.
+(``openrs.minitask``), posed in the training prompt format (the bare problem as the user turn, no system
+prompt), since the small models trained on it know no other.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ _ID_FIELDS = ("id", "unique_id", "idx")
 class BenchmarkSpec:
     """One benchmark: hub source, accepted column names, gold extraction kind, expected size, prompt.
 
-    ``prompt_template`` (with a ``{problem}`` field) and ``system_prompt`` shape the conversation; the defaults
-    are the seed's protocol. ``generate`` makes the rows on the spot instead of loading them from the hub.
+    ``prompt_template`` (with a ``{problem}`` field) and ``system_prompt`` shape the conversation; the
+    defaults are the seed's protocol. ``generate`` makes the rows on the spot instead of loading them from
+    the hub.
     """
 
     name: str
