@@ -46,6 +46,7 @@ class DatasetSource(str, Enum):
     hub = "hub"  # datasets.load_dataset(path, name, split=...)
     local = "local"  # a jsonl / json / parquet file on disk
     arithmetic = "arithmetic"  # generated offline, deterministic by seed
+    mini_arith = "mini_arith"  # the a+b*c task of Open RS in miniature (training split only)
 
 
 class VllmMode(str, Enum):
@@ -83,9 +84,16 @@ class ScaleRewards(str, Enum):
     none = "none"  # nothing (Dr. GRPO)
 
 
+class TokenizerKind(str, Enum):
+    """How the tiny model's tokenizer is built."""
+
+    bpe = "bpe"  # byte-level BPE trained on the spot on generated math text
+    char = "char"  # one token per character (openrs.char_tokenizer); vocab_size is then ignored
+
+
 @dataclass
 class TinyModelConfig:
-    """Random-init Qwen2 and a locally trained BPE tokenizer, built and cached on disk (no download).
+    """Random-init Qwen2 and a tokenizer built on the spot (BPE or char-level), built and cached on disk.
 
     Tiny for CPU runs and tests (the defaults), or a real checkpoint's shape for GPU checks
     (``conf/model/qwen2_1_5b_random.yaml``).
@@ -105,6 +113,37 @@ class TinyModelConfig:
     save_dtype: DType = DType.float32  # dtype the random weights are written in
     init_seed: int = 0
     cache_dir: str | None = None  # None: ~/.cache/openrs/tiny (or $OPENRS_CACHE/tiny)
+    tokenizer: TokenizerKind = TokenizerKind.bpe
+
+
+@dataclass
+class MiniArithConfig:
+    """The a+b*c task (openrs.minitask): operand ranges and the held-out split, by a hash of each triple."""
+
+    a_min: int = 10
+    a_max: int = 99
+    bc_min: int = 2
+    bc_max: int = 9
+    held_out: int = 500  # triples with the smallest split hashes; never in training
+    split_salt: str = "openrs-mini-v1"
+
+
+@dataclass
+class WarmStartConfig:
+    """A short SFT stage on noisy-teacher traces (openrs.warmstart), cached on disk by its recipe."""
+
+    steps: int = 600
+    batch_size: int = 64
+    lr: float = 3.0e-3
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    num_traces: int = 8192
+    mistake_share: float = 0.5
+    seed: int = 0
+    system_prompt: str | None = None
+    task: MiniArithConfig = field(default_factory=MiniArithConfig)
+    cache_dir: str | None = None  # None: ~/.cache/openrs/warmstart (or $OPENRS_CACHE/warmstart)
 
 
 @dataclass
@@ -116,6 +155,7 @@ class ModelConfig:
     gradient_checkpointing: bool = True
     trust_remote_code: bool = False
     tiny: TinyModelConfig | None = None
+    warm_start: WarmStartConfig | None = None  # SFT the model above first; the run starts from the result
 
 
 @dataclass
@@ -140,6 +180,7 @@ class DatasetConfig:
     max_samples: int | None = None
     shuffle_seed: int | None = None
     arithmetic: ArithmeticConfig = field(default_factory=ArithmeticConfig)
+    mini_arith: MiniArithConfig = field(default_factory=MiniArithConfig)
 
 
 @dataclass
@@ -299,7 +340,7 @@ def validate_run(cfg: RunConfig) -> None:
     """Checks that span groups; each error names the keys and the way out."""
     validate_hardware(cfg.hardware)
     g, hw, ds = cfg.grpo, cfg.hardware, cfg.dataset
-    if DatasetSource(ds.source) is not DatasetSource.arithmetic and not ds.path:
+    if DatasetSource(ds.source) in (DatasetSource.hub, DatasetSource.local) and not ds.path:
         source = DatasetSource(ds.source).value
         raise UsageError(
             f"dataset.path is required with dataset.source={source}: "

@@ -1,7 +1,8 @@
 """Training problems as a ``datasets.Dataset`` with a chat ``prompt`` and a gold ``solution``.
 
-Three sources share one output shape: the hub (``datasets.load_dataset``), a local jsonl/json/parquet
-file, and arithmetic problems generated offline. Rewards read the ``solution`` column.
+Four sources share one output shape: the hub (``datasets.load_dataset``), a local jsonl/json/parquet
+file, arithmetic problems generated offline, and the training side of the miniature a+b*c task
+(``openrs.minitask``). Rewards read the ``solution`` column.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def _load_raw(cfg: DatasetConfig) -> tuple[Dataset, str]:
         a = cfg.arithmetic
         rows = generate_arithmetic(a.num_problems, a.max_operand, list(a.operators), a.seed)
         return datasets.Dataset.from_list(rows), f"arithmetic(seed={a.seed})"
+    if source == "mini_arith":  # training side of the split only; the held-out side is for evaluation
+        from openrs import minitask
+
+        return datasets.Dataset.from_list(minitask.rows(cfg.mini_arith, "train")), "mini_arith[train]"
     if not cfg.path:
         raise DatasetError(f"dataset.path must be set for source={source}")
     if source == "local":

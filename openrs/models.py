@@ -202,7 +202,12 @@ def tiny_model_dir(cfg: TinyModelConfig) -> Path:
     # Build in a temporary sibling and rename: concurrent runs never see a half-written model.
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
-        tokenizer = build_tiny_tokenizer(cfg.vocab_size, cfg.tokenizer_fill_to, cfg.max_position_embeddings)
+        if settings["tokenizer"] == "char":
+            from openrs.char_tokenizer import build_char_tokenizer
+
+            tokenizer = build_char_tokenizer()
+        else:
+            tokenizer = build_tiny_tokenizer(cfg.vocab_size, cfg.tokenizer_fill_to, cfg.max_position_embeddings)
         model = build_tiny_model(
             cfg, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id
         )
@@ -225,6 +230,10 @@ def tiny_model_dir(cfg: TinyModelConfig) -> Path:
 
 def resolve_model_path(cfg: ModelConfig) -> str:
     """Hub id or directory that ``from_pretrained`` should read."""
+    if cfg.warm_start is not None:
+        from openrs.warmstart import warm_start_dir
+
+        return str(warm_start_dir(cfg))
     if cfg.tiny is not None:
         return str(tiny_model_dir(cfg.tiny))
     return cfg.name_or_path

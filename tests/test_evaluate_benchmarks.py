@@ -9,6 +9,7 @@ import pytest
 
 from openrs.evaluate.benchmarks import (
     BENCHMARKS,
+    PAPER_BENCHMARKS,
     BenchmarkSpec,
     build_prompt,
     chat_messages,
@@ -35,8 +36,10 @@ def test_registry_matches_the_seed_tasks() -> None:
     got = {
         name: (s.hub_id, s.split, s.problem_columns[0], s.answer_columns[0], s.gold_kind, s.expected_rows)
         for name, s in BENCHMARKS.items()
+        if name in PAPER_BENCHMARKS
     }
     assert got == expected
+    assert PAPER_BENCHMARKS == tuple(expected)
 
 
 def test_prompt_is_the_seed_user_turn() -> None:

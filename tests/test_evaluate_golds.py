@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from openrs.evaluate.benchmarks import BENCHMARKS, Problem, load_benchmark
+from openrs.evaluate.benchmarks import BENCHMARKS, PAPER_BENCHMARKS, Problem, load_benchmark
 from openrs.evaluate.scoring import judge
 
 
@@ -43,7 +43,7 @@ def same_answer(a: str, b: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(BENCHMARKS))
+@pytest.mark.parametrize("name", PAPER_BENCHMARKS)
 def test_boxed_gold_scores_correct_and_shuffled_does_not(shared_benchmarks: Path, name: str) -> None:
     problems = load_or_skip(shared_benchmarks, name)
     kind = BENCHMARKS[name].gold_kind

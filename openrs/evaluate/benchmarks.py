@@ -4,13 +4,17 @@ Sources and columns are the seed's lighteval tasks (knoveleng/open-rs ``src/open
 benchmark loads from the hub, or from a local ``.jsonl``/``.json``/``.parquet`` file given as ``path``.
 Local copies may name a column differently (``problem`` for OlympiadBench's ``question``), so each spec lists
 the accepted column names in order of preference; the seed's name comes first.
+
+Besides the five, ``mini_heldout`` is generated on the spot: the held-out side of the miniature a+b*c task
+(``openrs.minitask``), posed in the training prompt format (the bare problem as the user turn, no system
+prompt), since the small models trained on it know no other.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,12 @@ _ID_FIELDS = ("id", "unique_id", "idx")
 
 @dataclass(frozen=True)
 class BenchmarkSpec:
-    """One benchmark: hub source, accepted column names, gold extraction kind, expected size."""
+    """One benchmark: hub source, accepted column names, gold extraction kind, expected size, prompt.
+
+    ``prompt_template`` (with a ``{problem}`` field) and ``system_prompt`` shape the conversation; the
+    defaults are the seed's protocol. ``generate`` makes the rows on the spot instead of loading them from
+    the hub.
+    """
 
     name: str
     hub_id: str | None
@@ -42,6 +51,9 @@ class BenchmarkSpec:
     answer_columns: tuple[str, ...]
     gold_kind: GoldKind
     expected_rows: int | None = None
+    prompt_template: str = PROMPT_TEMPLATE
+    system_prompt: str | None = None
+    generate: Callable[[], list[dict[str, Any]]] | None = None
 
     def __post_init__(self) -> None:
         if self.gold_kind not in GOLD_KINDS:
@@ -61,6 +73,14 @@ class Problem:
     gold: str
     id: str
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _mini_heldout_rows() -> list[dict[str, Any]]:
+    """The held-out problems of the miniature task with its default split."""
+    from openrs import minitask
+    from openrs.config import MiniArithConfig
+
+    return minitask.rows(MiniArithConfig(), "held_out")
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
@@ -83,9 +103,20 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "latex",
             675,
         ),
+        BenchmarkSpec(
+            "mini_heldout",
+            None,
+            "held_out",
+            ("problem",),
+            ("solution",),
+            "latex",
+            500,
+            prompt_template="{problem}",
+            generate=_mini_heldout_rows,
+        ),
     )
 }
-PAPER_BENCHMARKS: tuple[str, ...] = tuple(BENCHMARKS)
+PAPER_BENCHMARKS: tuple[str, ...] = ("aime24", "math500", "amc23", "minerva", "olympiadbench")
 
 
 def get_spec(benchmark: str | BenchmarkSpec) -> BenchmarkSpec:
@@ -101,14 +132,17 @@ def get_spec(benchmark: str | BenchmarkSpec) -> BenchmarkSpec:
         ) from None
 
 
-def build_prompt(problem: str) -> str:
-    """The seed's single user turn for ``problem`` (no system prompt; the chat template is applied later)."""
-    return PROMPT_TEMPLATE.format(problem=problem)
+def build_prompt(problem: str, template: str = PROMPT_TEMPLATE) -> str:
+    """The user turn for ``problem`` (the seed's by default; the chat template is applied later)."""
+    return template.format(problem=problem)
 
 
-def chat_messages(problem: str) -> list[dict[str, str]]:
-    """The conversation given to the model's chat template."""
-    return [{"role": "user", "content": build_prompt(problem)}]
+def chat_messages(problem: str, spec: BenchmarkSpec | None = None) -> list[dict[str, str]]:
+    """The conversation given to the model's chat template (the seed's: one user turn, no system prompt)."""
+    if spec is None:
+        return [{"role": "user", "content": build_prompt(problem)}]
+    turns = [{"role": "system", "content": spec.system_prompt}] if spec.system_prompt else []
+    return [*turns, {"role": "user", "content": build_prompt(problem, spec.prompt_template)}]
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -133,6 +167,8 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _hub_rows(spec: BenchmarkSpec, revision: str | None) -> list[dict[str, Any]]:
+    if spec.generate is not None:
+        return spec.generate()
     if spec.hub_id is None:
         raise ValueError(f"{spec.name}: no hub source; pass a local path")
     from datasets import load_dataset  # heavy; only needed for hub loading
@@ -172,12 +208,17 @@ def load_benchmark(
     revision: str | None = None,
     limit: int | None = None,
 ) -> list[Problem]:
-    """Problems of ``benchmark`` from ``path`` when given, else from its hub dataset.
+    """Problems of ``benchmark`` from ``path`` when given, else from its hub dataset (or its generator).
 
     Warns when the full benchmark does not have the expected number of rows; ``limit`` keeps the first rows.
     """
     spec = get_spec(benchmark)
-    where = str(path) if path is not None else f"{spec.hub_id} ({spec.split} split)"
+    if path is not None:
+        where = str(path)
+    elif spec.generate is not None:
+        where = f"{spec.name} (generated)"
+    else:
+        where = f"{spec.hub_id} ({spec.split} split)"
     rows = read_rows(path) if path is not None else _hub_rows(spec, revision)
     problems = to_problems(spec, rows, where)
     if spec.expected_rows is not None and len(problems) != spec.expected_rows:

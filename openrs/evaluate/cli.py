@@ -60,7 +60,8 @@ def load_benchmarks(cfg: EvalConfig) -> list[tuple[BenchmarkSpec, list[Problem]]
     for name in benchmark_names(cfg):
         path = benchmark_path(cfg, name)
         problems = load_benchmark(name, path, limit=cfg.limit)
-        log.info("%s: %d problems from %s", name, len(problems), path or get_spec(name).hub_id)
+        origin = path or get_spec(name).hub_id or "its generator"
+        log.info("%s: %d problems from %s", name, len(problems), origin)
         loaded.append((get_spec(name), problems))
     return loaded
 

@@ -74,7 +74,7 @@ def evaluate_benchmark(
 ) -> BenchmarkResult:
     """Sample, score and summarize one benchmark."""
     n = settings.sampling.n
-    prompts = [backend.render(chat_messages(p.problem)) for p in problems]
+    prompts = [backend.render(chat_messages(p.problem, spec)) for p in problems]
     start = time.perf_counter()
     completions = backend.generate(prompts, settings.sampling)
     log.info("%s: generated %d x %d in %.1f s", spec.name, len(problems), n, time.perf_counter() - start)
