@@ -130,7 +130,8 @@ def main() -> None:
     load_before = os.getloadavg()
 
     from openrs.config import compose, to_run_config
-    from openrs.evaluate.heldout import evaluate_heldout, paired_difference
+    from openrs.evaluate.heldout import evaluate_heldout
+    from openrs.evaluate.paired import paired_difference
     from openrs.warmstart import RECIPE_FILE, warm_start_dir
 
     rows, timings = [], {}
@@ -157,7 +158,8 @@ def main() -> None:
                 grpo_peak_gb = mem.reset()[0]
                 final = evaluate_heldout(run_dir / "final", n=opts.n_eval,
                                          max_new_tokens=cfg.grpo.max_completion_length)
-                diff, low, high = paired_difference(final.outcomes, base.outcomes)
+                paired = paired_difference(base.outcomes, final.outcomes)
+                diff, low, high = paired.difference, paired.ci_low, paired.ci_high
                 summary = json.loads((run_dir / "summary.json").read_text())
                 rows.append({
                     "arm": name,

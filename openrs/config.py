@@ -142,6 +142,7 @@ class WarmStartConfig:
     mistake_share: float = 0.5
     seed: int = 0
     system_prompt: str | None = None
+    threads: int = 2  # torch threads of the SFT stage: fixed, because the result depends on them
     task: MiniArithConfig = field(default_factory=MiniArithConfig)
     cache_dir: str | None = None  # None: ~/.cache/openrs/warmstart (or $OPENRS_CACHE/warmstart)
 
@@ -283,6 +284,15 @@ class DiagnosticsConfig:
 
 
 @dataclass
+class EvalAfterConfig:
+    """After training: the starting and the final model on a benchmark, greedy, compared problem by problem."""
+
+    benchmark: str = MISSING  # a registered benchmark (openrs.evaluate.benchmarks), e.g. mini_heldout
+    limit: int = 200  # its first N problems
+    max_new_tokens: int = 32  # completion budget of each answer
+
+
+@dataclass
 class RunConfig:
     experiment: str = MISSING
     lr: float = MISSING
@@ -298,6 +308,7 @@ class RunConfig:
     hardware: HardwareConfig = MISSING
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    eval_after: EvalAfterConfig | None = None
 
 
 def register_configs() -> None:

@@ -16,7 +16,8 @@ from openrs.config import RunConfig
 def header(cfg: RunConfig, run_dir: Path) -> str:
     """Three lines: what runs, with what reward and budget, and where it writes."""
     hw, g = cfg.hardware, cfg.grpo
-    model = cfg.model.name_or_path + (" (random init, built locally)" if cfg.model.tiny is not None else "")
+    built = " (warm-started locally)" if cfg.model.warm_start is not None else " (random init, built locally)"
+    model = cfg.model.name_or_path + (built if cfg.model.tiny is not None else "")
     if cfg.model.revision:
         model += f"@{cfg.model.revision}"
     source = getattr(cfg.dataset.source, "value", cfg.dataset.source)

@@ -32,6 +32,25 @@ def resolve_run_dir(cfg: RunConfig, hydra_run_dir: Path) -> Path:
     return hydra_run_dir
 
 
+def evaluate_after_training(cfg: RunConfig, run_dir: Path) -> str:
+    """``eval_after``: the starting and the final model on its benchmark, paired; the sentence to print last.
+
+    A finished run started again prints the sentence it recorded instead of evaluating again.
+    """
+    import json
+
+    from openrs import models
+    from openrs.evaluate.heldout import AFTER_TRAINING, start_vs_final
+
+    done = run_dir / "eval" / AFTER_TRAINING
+    if done.is_file():
+        return json.loads(done.read_text())["sentence"]
+    e = cfg.eval_after
+    record = start_vs_final(models.resolve_model_path(cfg.model), run_dir / "final", run_dir, e.benchmark, e.limit,
+                            e.max_new_tokens)  # fmt: skip
+    return record["sentence"]
+
+
 register_configs()
 
 
@@ -51,6 +70,8 @@ def main(cfg: DictConfig) -> float | None:
         print(console.header(run_cfg, run_dir), flush=True)  # the full config is in <hydra dir>/.hydra/
         summary = launch(run_cfg, run_dir)
         print(console.result(summary), flush=True)
+        if run_cfg.eval_after is not None and not summary.get("preempted"):
+            print(evaluate_after_training(run_cfg, run_dir), flush=True)
     return summary.get("final", {}).get("reward")
 
 

@@ -20,6 +20,7 @@ first use (``models.resolve_model_path``); ``python -m openrs.warmstart experime
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -29,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from transformers import TrainerCallback
 
 from openrs import minitask
 
@@ -122,6 +125,14 @@ def _base_dir(model_cfg: ModelConfig) -> str:
     return str(tiny_model_dir(model_cfg.tiny)) if model_cfg.tiny is not None else model_cfg.name_or_path
 
 
+class _ProgressLine(TrainerCallback):
+    """``warm start: step 60/600  loss 2.421`` at each log step."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D401 - transformers hook
+        if state.is_world_process_zero and logs and "loss" in logs:
+            print(f"warm start: step {state.global_step}/{state.max_steps}  loss {float(logs['loss']):.3f}", flush=True)
+
+
 def train_warm_start(model_cfg: ModelConfig, out_dir: Path) -> dict[str, Any]:
     """Run the SFT stage from the base model into ``out_dir`` (model + tokenizer); returns its log."""
     import torch
@@ -147,16 +158,27 @@ def train_warm_start(model_cfg: ModelConfig, out_dir: Path) -> dict[str, Any]:
         bf16=False,
         gradient_checkpointing=False,
         save_strategy="no",
-        logging_steps=max(1, cfg.steps // 10),
+        logging_steps=max(1, cfg.steps // 4),
         report_to=[],
         disable_tqdm=True,
         dataloader_pin_memory=False,  # batches are tiny: pinning buys nothing (and warns on CPU)
     )
+    from transformers import PrinterCallback
+
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=sft_dataset(cfg, tokenizer), processing_class=tokenizer
+        model=model, args=args, train_dataset=sft_dataset(cfg, tokenizer), processing_class=tokenizer,
+        callbacks=[_ProgressLine()],
     )
+    trainer.remove_callback(PrinterCallback)  # one short line per log step instead of the dict
+    # Floating-point sums depend on how many threads split them, and at this knife edge (a 50/50 teacher) so does
+    # the result: the recipe fixes the threads, and the cache key holds them.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
     start = time.perf_counter()
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        torch.set_num_threads(threads)
     seconds = time.perf_counter() - start
     trainer.save_model(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
@@ -179,6 +201,17 @@ def warm_start_dir(model_cfg: ModelConfig) -> Path:
     if (target / RECIPE_FILE).exists():
         return target
     root.mkdir(parents=True, exist_ok=True)
+    # One build per recipe at a time: sweep jobs started together wait for the first instead of each training.
+    with open(root / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / RECIPE_FILE).exists():
+            return target
+        return _build(model_cfg, settings, root, target)
+
+
+def _build(model_cfg: ModelConfig, settings: dict[str, Any], root: Path, target: Path) -> Path:
+    cfg = model_cfg.warm_start
+    assert cfg is not None
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
         log.info("warm start: %d SFT steps into %s", cfg.steps, target)

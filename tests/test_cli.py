@@ -41,12 +41,12 @@ def test_only_hydra_files_means_nothing_of_the_run(tmp_path):
 @pytest.mark.slow
 def test_a_sweep_points_dir_as_printed_pastes_back_into_resume(tmp_path):
     sweep = tmp_path / "sweep"
-    out = run("-m", "openrs.train", "--multirun", "grpo.max_steps=2", "grpo.save_steps=2", "lr=1e-3,3e-3",
+    out = run("-m", "openrs.train", "--multirun", "experiment=smoke", "grpo.max_steps=2", "grpo.save_steps=2", "lr=1e-3,3e-3",
               f"hydra.sweep.dir={sweep}")  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     point = sweep / "grpo.max_steps=2,grpo.save_steps=2,lr=0.001"
     assert f"run dir {point}" in out.stdout  # printed by the run's header, as the user sees it
-    again = run("-m", "openrs.train", "grpo.max_steps=2", "grpo.save_steps=2", f"resume={point}",
+    again = run("-m", "openrs.train", "experiment=smoke", "grpo.max_steps=2", "grpo.save_steps=2", f"resume={point}",
                 f"hydra.run.dir={tmp_path / 'again'}")  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
     assert "is complete (step 2 of 2)" in again.stdout

@@ -127,11 +127,12 @@ def test_command_line_group_beats_experiment_choice():
     assert cfg.dataset.path == "knoveleng/open-rs"
 
 
-def test_default_is_the_cpu_smoke_run():
+def test_default_is_open_rs_in_miniature_on_cpu():
     cfg = run_config()
-    assert cfg.experiment == "smoke"
-    assert cfg.model.tiny is not None and cfg.dataset.source.value == "arithmetic"
+    assert cfg.experiment == "mini" and cfg.model.warm_start is not None
+    assert cfg.dataset.source.value == "mini_arith" and set(cfg.reward.terms) == {"format", "accuracy"}
     assert cfg.hardware.use_cpu and not cfg.hardware.use_vllm
+    assert cfg.eval_after is not None and cfg.eval_after.benchmark == "mini_heldout"
 
 
 def test_lora_group_becomes_peft_config():

@@ -139,6 +139,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Path:
             sys.executable,
             "-m",
             "openrs.train",
+            "experiment=smoke",
             f"hydra.run.dir={run_dir}",
             "grpo.max_steps=20",
             "grpo.save_steps=10",

@@ -89,7 +89,7 @@ def test_two_gloo_ranks_train_together_and_agree_on_the_weights(tmp_path):
     """The multi-rank path on CPU: 2 ranks, one run dir, rank 0 writes; both end with the same weights."""
     run_dir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "openrs.train", "hardware.num_processes=2", "grpo.max_steps=6",
+        [sys.executable, "-m", "openrs.train", "experiment=smoke", "hardware.num_processes=2", "grpo.max_steps=6",
          "grpo.save_steps=3", f"hydra.run.dir={run_dir}"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -104,7 +104,7 @@ def test_two_gloo_ranks_train_together_and_agree_on_the_weights(tmp_path):
 
     final = AutoModelForCausalLM.from_pretrained(run_dir / "final")
     assert weights_digest(final) == reports[0]["weights_digest"], "rank 0 saved other weights than it trained"
-    init = models.load_model(run_config().model)
+    init = models.load_model(run_config("experiment=smoke").model)
     assert weights_digest(init) != reports[0]["weights_digest"], "the ranks did not train"
     # Rank 0 alone wrote the run's records: one line per step, one TensorBoard file, both checkpoints.
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

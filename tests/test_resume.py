@@ -80,7 +80,7 @@ def test_kill9_at_three_moments_resumes_to_the_same_final_step(tmp_path):
 
     run_dir = tmp_path / "run"
     log_path = tmp_path / "train.log"
-    same_command = [f"hydra.run.dir={run_dir}", f"grpo.max_steps={MAX_STEPS}", f"grpo.save_steps={SAVE_STEPS}"]
+    same_command = ["experiment=smoke", f"hydra.run.dir={run_dir}", f"grpo.max_steps={MAX_STEPS}", f"grpo.save_steps={SAVE_STEPS}"]
 
     # 1. Before the first checkpoint: a few steps logged, nothing saved.
     proc = _start(same_command, log_path)
@@ -105,7 +105,7 @@ def test_kill9_at_three_moments_resumes_to_the_same_final_step(tmp_path):
 
     # 4. The same run dir through resume=<run dir> (from another Hydra dir): runs to the end.
     final = subprocess.run(
-        [sys.executable, "-m", "openrs.train", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'again'}",
+        [sys.executable, "-m", "openrs.train", "experiment=smoke", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'again'}",
          f"grpo.max_steps={MAX_STEPS}", f"grpo.save_steps={SAVE_STEPS}"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

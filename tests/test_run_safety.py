@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def train(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "openrs.train", *args], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "openrs.train", "experiment=smoke", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip
 
 
@@ -57,7 +57,7 @@ def test_lock_is_exclusive_names_its_holder_and_is_shared_with_children(tmp_path
 def test_second_start_on_a_live_run_fails_fast_and_leaves_it_untouched(tmp_path):
     run_dir = tmp_path / "run"
     first = subprocess.Popen(
-        [sys.executable, "-m", "openrs.train", "grpo.max_steps=100000", "grpo.save_steps=1000", f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "openrs.train", "experiment=smoke", "grpo.max_steps=100000", "grpo.save_steps=1000", f"hydra.run.dir={run_dir}"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -26,7 +26,7 @@ def smoke_run(tmp_path_factory, openrs_cache) -> tuple[Path, object]:
 
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "openrs.train", f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "openrs.train", "experiment=smoke", f"hydra.run.dir={run_dir}"],
         cwd=Path(__file__).resolve().parent.parent,
         capture_output=True,
         text=True,

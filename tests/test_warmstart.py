@@ -55,7 +55,8 @@ def test_short_warm_start_builds_once_and_loads_with_plain_transformers(tmp_path
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from openrs.evaluate.heldout import evaluate_heldout, paired_difference
+    from openrs.evaluate.heldout import evaluate_heldout
+    from openrs.evaluate.paired import paired_difference
 
     cfg = mini_model(steps=20, batch_size=16, num_traces=64, cache_dir=str(tmp_path / "ws"))
     cfg.tiny.cache_dir = str(tmp_path / "tiny")
@@ -76,7 +77,7 @@ def test_short_warm_start_builds_once_and_loads_with_plain_transformers(tmp_path
 
     result = evaluate_heldout(first, n=8)
     assert len(result.outcomes) == 8 and all(len(o) == 1 for o in result.outcomes)
-    assert paired_difference(result.outcomes, result.outcomes)[0] == 0.0
+    assert paired_difference(result.outcomes, result.outcomes).difference == 0.0
 
     other = warm_start_dir(mini_model(steps=21, batch_size=16, num_traces=64, cache_dir=str(tmp_path / "ws")))
     assert other != first

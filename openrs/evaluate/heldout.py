@@ -5,7 +5,8 @@ the evaluation runner's transformers backend. By default each completion is scor
 reward's own ``accuracy`` term (math-verify behind the shared, time-bounded verifier), so "held-out accuracy"
 is the quantity GRPO optimizes; ``scoring="judge"`` uses the evaluation CLI's lighteval rule instead. The
 outcomes are per-problem lists of 0/1, in problem order, so two models scored on the same problems can be
-compared pairwise (:func:`paired_difference`).
+compared pairwise (:func:`openrs.evaluate.paired.paired_difference`); :func:`start_vs_final` does that for a
+finished run (``eval_after`` in its config) and writes ``<run>/eval/after_training.json``.
 
 The CLI path gives the same problems and prompts:
 ``python -m openrs.evaluate model=<dir> benchmarks=[mini_heldout] temperature=0 max_new_tokens=32 limit=200``.
@@ -26,7 +27,6 @@ from openrs.evaluate.benchmarks import get_spec, load_benchmark
 from openrs.evaluate.pool import Job
 from openrs.evaluate.runner import BenchmarkResult, EvalSettings, evaluate_benchmark
 from openrs.evaluate.scoring import Verdict
-from openrs.evaluate.stats import bootstrap_ci
 
 BENCHMARK = "mini_heldout"
 Scoring = Literal["reward", "judge"]
@@ -75,11 +75,12 @@ def evaluate_heldout(
     max_new_tokens: int = 32,
     batch_size: int = 100,
     scoring: Scoring = "reward",
+    benchmark: str = BENCHMARK,
 ) -> HeldOutResult:
-    """Greedy accuracy of ``model_dir`` on the first ``n`` held-out problems."""
+    """Greedy accuracy of ``model_dir`` on the first ``n`` problems of ``benchmark``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    spec = get_spec(BENCHMARK)
+    spec = get_spec(benchmark)
     problems = load_benchmark(spec, limit=n)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir))
     backend = TransformersBackend(model, AutoTokenizer.from_pretrained(str(model_dir)), batch_size)
@@ -106,16 +107,30 @@ def evaluate_heldout(
     return HeldOutResult(str(model_dir), result.outcomes, [r["completion"] for r in result.records], seconds)
 
 
-def paired_difference(
-    after: Sequence[Sequence[bool]],
-    before: Sequence[Sequence[bool]],
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """Mean per-problem difference (after - before) with a bootstrap interval over problems."""
-    if len(after) != len(before):
-        raise ValueError(f"paired outcomes need the same problems: {len(after)} vs {len(before)}")
-    diffs = np.array([np.mean(a) - np.mean(b) for a, b in zip(after, before, strict=True)])
-    low, high = bootstrap_ci(diffs, confidence, n_resamples, seed)
-    return float(diffs.mean()), low, high
+AFTER_TRAINING = "after_training.json"  # in <run dir>/eval/
+
+
+def start_vs_final(start_dir: str | Path, final_dir: str | Path, run_dir: Path, benchmark: str, limit: int,
+                   max_new_tokens: int) -> dict:
+    """The starting and the final model on the same problems, compared pairwise; written to the run's eval dir."""
+    from openrs.atomic import write_json_atomic
+    from openrs.evaluate.paired import format_sentence, paired_difference
+
+    start = evaluate_heldout(start_dir, n=limit, max_new_tokens=max_new_tokens, benchmark=benchmark)
+    final = evaluate_heldout(final_dir, n=limit, max_new_tokens=max_new_tokens, benchmark=benchmark)
+    paired = paired_difference(start.outcomes, final.outcomes)
+    label = "held-out accuracy" if benchmark == BENCHMARK else f"{benchmark} accuracy"
+    record = {
+        "benchmark": benchmark,
+        "limit": limit,
+        "max_new_tokens": max_new_tokens,
+        "decoding": "greedy",
+        "start": {"model": str(start_dir), "accuracy": start.accuracy, "outcomes": start.outcomes},
+        "final": {"model": str(final_dir), "accuracy": final.accuracy, "outcomes": final.outcomes},
+        "paired": paired.to_dict(),
+        "sentence": format_sentence(paired, what=label),
+    }
+    out = Path(run_dir) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / AFTER_TRAINING, record)
+    return record
