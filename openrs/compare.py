@@ -7,6 +7,10 @@ sweeps alike), reads its scalars with tensorboard's own ``EventAccumulator``, an
   and accuracy, completion length, clipped share, language drift, GPU-hours and cost ($),
 - ``compare.csv`` with the same rows, and ``compare.png`` with the chosen curves (EMA-smoothed as TensorBoard
   does, one line a run, the raw points faint behind),
+- for runs with evaluations (``eval_after``, or ``python -m openrs.evaluate run=<dir>``): per benchmark and arm
+  (runs differing only by seed) the accuracy, the spread across seeds and paired differences against the start
+  and against ``control=<arm>``, each with its 95% interval and p-value (openrs.significance), also as
+  ``significance.json``,
 
 into ``out`` (default: the first dir). Runs still training are read as far as their events go.
 The figures come from :func:`openrs.figures.headline`, which also fills ``summary.json``.
@@ -23,7 +27,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from openrs import figures, hparams
+from openrs import figures, hparams, significance
+from openrs.atomic import write_json_atomic
 
 ALIASES = {"accuracy": figures.ACCURACY_KEYS, "clipped": figures.CLIPPED_KEYS}
 COLUMNS = {  # figure -> table header
@@ -44,6 +49,7 @@ class CompareConfig:
     out: str | None = None  # where compare.png / compare.csv go; None: the first dir given
     smooth: float = 0.6  # EMA weight of the plotted curves, as TensorBoard's smoothing slider
     window: int = 10  # final = mean of the last `window` logged steps; best = the highest such mean
+    control: str | None = None  # the arm (runs differing only by seed) every other arm is tested against
 
 
 @dataclass
@@ -225,7 +231,12 @@ def compare(dirs: Sequence[Path], cfg: CompareConfig) -> tuple[list[dict[str, An
     csv_path, png_path = out / "compare.csv", out / "compare.png"
     write_csv(rows, csv_path)
     plot(runs, cfg.metrics, cfg.smooth, png_path)
-    print(f"\nwrote {csv_path} and {png_path}")
+    evals = [e for r in runs for e in significance.read_run_eval(r.run_dir, r.label, significance.seedless(r.label.split(",")))]
+    if evals:  # runs with evaluations: which differences exceed their noise
+        report, sig_rows = significance.compare_arms(evals, cfg.control)
+        print(f"\n{report}")
+        write_json_atomic(out / "significance.json", sig_rows)
+    print(f"\nwrote {csv_path} and {png_path}" + (f" and {out / 'significance.json'}" if evals else ""))
     return rows, csv_path, png_path
 
 

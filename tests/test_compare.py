@@ -103,3 +103,48 @@ def test_ema_matches_tensorboard_smoothing():
     smoothed = compare.ema([0.0, 10.0], 0.5)
     assert smoothed[1] == pytest.approx((0.5 * 0 * 0.5 + 0.5 * 10) / (1 - 0.25))
     assert math.isnan(compare.ema([math.nan], 0.6)[0])
+
+
+def with_eval(run_dir: Path, start: list[int], final: list[int]) -> None:
+    """The run's eval_after record: per-problem 0/1 of the starting and the final model."""
+    import json
+
+    (run_dir / "eval").mkdir(parents=True, exist_ok=True)
+    (run_dir / "eval" / "after_training.json").write_text(json.dumps({
+        "benchmark": "mini_heldout",
+        "start": {"outcomes": [[bool(x)] for x in start]},
+        "final": {"outcomes": [[bool(x)] for x in final]},
+    }))  # fmt: skip
+
+
+def test_compare_tests_arms_against_the_control_and_reports_seed_spread(tmp_path, capsys):
+    """Arms = runs differing only by seed. accuracy beats the control by a known 40 of 100 problems; a third arm
+    equal to the control is reported as not significant."""
+    import json
+
+    root = tmp_path / "ablation"
+    start = [1] * 30 + [0] * 70
+    for seed in (1, 2, 3):
+        for reward, final in (("format", [1] * 20 + [0] * 80), ("accuracy", [1] * 60 + [0] * 40),
+                              ("cosine", [1] * 20 + [0] * 80)):
+            run = fake_run(root / f"reward={reward},seed={seed}", ["experiment=mini", f"reward={reward}", f"seed={seed}"],
+                           [0.5] * 3)  # fmt: skip
+            with_eval(run, start, final)
+    compare.compare([root], compare.CompareConfig(out=str(tmp_path / "out"), control="reward=format"))
+    out = capsys.readouterr().out
+    rows = {r["arm"]: r for r in json.loads((tmp_path / "out" / "significance.json").read_text())}
+    assert set(rows) == {"reward=format", "reward=accuracy", "reward=cosine"} and rows["reward=accuracy"]["seeds"] == 3
+    acc = rows["reward=accuracy"]
+    assert acc["accuracy"] == pytest.approx(0.6) and acc["vs_control"]["difference"] == pytest.approx(0.4)
+    assert acc["vs_control"]["ci_low"] > 0.25 and acc["vs_control"]["significant"]
+    assert acc["vs_start"]["difference"] == pytest.approx(0.3)
+    assert rows["reward=cosine"]["vs_control"]["difference"] == 0 and not rows["reward=cosine"]["vs_control"]["significant"]
+    assert acc["seed_std"] == 0 and acc["between_seed_var"] == 0  # identical seeds: no spread
+    assert "vs reward=format +40.0" in out and "(not significant)" in out
+
+
+def test_unknown_control_names_the_arms(tmp_path):
+    run = fake_run(tmp_path / "r" / "seed=1", ["seed=1"], [0.1])
+    with_eval(run, [0, 1], [1, 1])
+    with pytest.raises(ValueError, match="control='nope' must name exactly one arm"):
+        compare.compare([tmp_path / "r"], compare.CompareConfig(out=str(tmp_path / "o"), control="nope"))

@@ -217,3 +217,30 @@ def test_sampling_settings_validation() -> None:
     for bad in ({"n": 0}, {"temperature": -1}, {"top_p": 0}, {"max_new_tokens": 0}):
         with pytest.raises(ValueError):
             SamplingSettings(**bad)
+
+
+def test_robust_protocol_samples_per_benchmark_and_keeps_the_seeds_figure(tmp_path: Path) -> None:
+    """samples={tiny: 4}: tiny gets 4 samples a problem and records the first sample's pass@1 (the seed's single
+    sample) beside the 4-sample figure; a benchmark not in the map keeps settings.sampling.n."""
+    from openrs.significance import outcomes_of_eval_dir
+
+    problems = load_benchmark(TINY_SPEC, TINY)
+    answers = {0: ["5"] * 4, 1: ["x", "24", "24", "24"], 2: ["4", "4", "4", "3"], 3: ["8", "10", "", "1/2"]}
+    script = {p.problem: [boxed(a) for a in answers[p.index]] for p in problems}
+    settings = EvalSettings(SamplingSettings(n=1), n_resamples=500, score_timeout_s=None)
+    report = evaluate(ScriptedBackend(script), [(TINY_SPEC, problems), (TINY_LATEX, load_benchmark(TINY_LATEX, TINY))],
+                      settings, tmp_path / "eval", samples={"tiny": 4})  # fmt: skip
+    tiny = report.results["benchmarks"]["tiny"]
+    assert tiny["n_samples"] == 4 and tiny["pass@1"] == pytest.approx((4 + 3 + 1 + 0) / 16)
+    assert tiny["seed_protocol"]["pass@1"] == pytest.approx(1 / 4)  # first samples: 5 right; x, 4, 8 wrong
+    assert report.results["benchmarks"]["tiny_latex"]["n_samples"] == 1
+    assert [len(o) for o in outcomes_of_eval_dir(tmp_path / "eval")["tiny"]] == [4, 4, 4, 4]
+
+
+def test_robust_sample_counts_come_from_the_config():
+    from openrs.evaluate.cli import robust_samples
+    from openrs.evaluate.config import compose, to_eval_config
+
+    cfg = to_eval_config(compose(["model=m", "protocol=robust", "n_samples=8"]))
+    assert robust_samples(cfg) == {"aime24": 32, "math500": 8, "amc23": 32, "minerva": 8, "olympiadbench": 8}
+    assert robust_samples(to_eval_config(compose(["model=m"]))) is None

@@ -67,3 +67,25 @@ def test_evaluating_the_run_draws_its_held_out_curve(mini_run):
     curve = {e.step: e.value for e in acc.Scalars("eval/mini_heldout/pass@1")}
     assert sorted(curve) == [25, 50], curve
     assert all(0.0 <= v <= 1.0 for v in curve.values())
+
+
+def test_evaluate_with_a_baseline_prints_and_records_the_paired_difference(mini_run, tmp_path):
+    run_dir, _ = mini_run
+    start = json.loads((run_dir / "eval" / "after_training.json").read_text())["start"]["model"]
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [sys.executable, "-m", "openrs.evaluate", f"model={run_dir / 'final'}", f"baseline={start}",
+         "benchmarks=[mini_heldout]", "temperature=0", "max_new_tokens=32", "limit=200", f"output_dir={out}"],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((out / "results.json").read_text())
+    diff = record["vs_baseline"]["mini_heldout"]
+    after = json.loads((run_dir / "eval" / "after_training.json").read_text())["paired"]
+    # The CLI scores with the evaluation rule, eval_after with the reward term: both see the same lift.
+    assert diff["difference"] > 0 and diff["ci_low"] > 0 and diff["significant"]
+    assert abs(diff["difference"] - after["difference"]) < 0.05
+    assert "vs baseline" in result.stdout and "(significant)" in result.stdout
+    env = record["environment"]
+    assert env["packages"]["torch"] and env["n_samples"] == {"mini_heldout": 1} and env["seed"] == 0
+    assert (out / "baseline" / "results.json").is_file()

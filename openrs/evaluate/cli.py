@@ -21,12 +21,15 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from openrs.atomic import write_json_atomic
 from openrs.evaluate.backends import Backend, SamplingSettings, TransformersBackend, VllmBackend, VllmSettings
 from openrs.evaluate.benchmarks import BenchmarkSpec, Problem, get_spec, load_benchmark
 from openrs.evaluate.config import EvalConfig, benchmark_names, checkpoint_selection, validate
+from openrs.evaluate.environment import environment
 from openrs.evaluate.report import format_comparison
 from openrs.evaluate.runner import EvalSettings, evaluate
-from openrs.evaluate.targets import Target, model_target, run_targets
+from openrs.evaluate.targets import Target, model_label, model_target, run_targets
+from openrs.significance import format_versus, outcomes_of_eval_dir, versus
 
 log = logging.getLogger("openrs.evaluate")
 
@@ -160,16 +163,50 @@ def config_record(cfg: EvalConfig) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=_value))
 
 
+def robust_samples(cfg: EvalConfig) -> dict[str, int] | None:
+    """Samples per problem by benchmark under ``protocol=robust`` (never fewer than ``n_samples``); else None."""
+    if _value(cfg.protocol) != "robust":
+        return None
+    return {name: max(cfg.n_samples, cfg.robust_samples.get(name, cfg.n_samples)) for name in benchmark_names(cfg)}
+
+
+def baseline_target(cfg: EvalConfig, targets: Sequence[Target], hydra_dir: Path) -> Target | None:
+    """``baseline=``: the model every target is compared with; its results go beside the targets'."""
+    if cfg.baseline is None:
+        return None
+    root = targets[0].run / "eval" if targets[0].run is not None else Path(hydra_dir)
+    label = f"baseline {model_label(cfg.baseline, cfg.baseline_revision)}"
+    return model_target(cfg.baseline, cfg.baseline_revision, None, Path(cfg.output_dir or root) / "baseline", label)
+
+
 def run_evaluation(cfg: EvalConfig, hydra_dir: Path) -> list[Path]:
-    """Evaluate every target; returns the ``results.json`` paths written."""
+    """Evaluate every target (and the baseline, first); returns the targets' ``results.json`` paths."""
     validate(cfg)
     benchmarks = load_benchmarks(cfg)
     targets = plan_targets(cfg, Path(hydra_dir))
     settings = eval_settings(cfg)
+    samples = robust_samples(cfg)
+    env = environment(backend_name(cfg), str(_value(cfg.dtype)), cfg.vllm.tensor_parallel_size, cfg.seed,
+                      {name: (samples or {}).get(name, cfg.n_samples) for name in benchmark_names(cfg)})  # fmt: skip
+    baseline = baseline_target(cfg, targets, Path(hydra_dir))
     log.info(
         "evaluating %d target(s) with %s: %s", len(targets), backend_name(cfg), [t.label for t in targets]
     )
     run = targets[0].run
+
+    def run_target(target: Target) -> Any:
+        backend = make_backend(cfg, target)
+        try:
+            metadata = {**target.metadata(), "config": config_record(cfg), "environment": env}
+            report = evaluate(backend, benchmarks, settings, target.eval_dir, metadata, samples)
+        finally:
+            backend.close()
+        print(f"\n{target.label} ({target.eval_dir})\n{report.table()}{_seed_protocol_line(report.results)}", flush=True)
+        return report
+
+    base_outcomes = None
+    if baseline is not None:
+        base_outcomes = {name: r.outcomes for name, r in run_target(baseline).benchmarks.items()}
     with contextlib.ExitStack() as stack:
         curves = None
         if run is not None and cfg.tensorboard:
@@ -178,15 +215,15 @@ def run_evaluation(cfg: EvalConfig, hydra_dir: Path) -> list[Path]:
             curves = stack.enter_context(EvalCurves(run / "tb"))
         written, results = [], {}
         for target in targets:
-            backend = make_backend(cfg, target)
-            try:
-                metadata = {**target.metadata(), "config": config_record(cfg)}
-                report = evaluate(backend, benchmarks, settings, target.eval_dir, metadata)
-            finally:
-                backend.close()
+            report = run_target(target)
+            if base_outcomes is not None:
+                assert baseline is not None
+                diffs = versus(base_outcomes, {n: r.outcomes for n, r in report.benchmarks.items()})
+                print(f"\n{format_versus(diffs, target.label, baseline.label)}", flush=True)
+                report.results["vs_baseline"] = {"baseline": baseline.label, **{n: d.to_dict() for n, d in diffs.items()}}
+                write_json_atomic(target.eval_dir / "results.json", report.results)
             written.append(target.eval_dir / "results.json")
             results[target.label] = report.results
-            print(f"\n{target.label} ({target.eval_dir})\n{report.table()}", flush=True)
             if curves is not None:
                 if target.step is None:
                     log.warning("%s: no training step known; not written to TensorBoard", target.label)
@@ -197,6 +234,14 @@ def run_evaluation(cfg: EvalConfig, hydra_dir: Path) -> list[Path]:
         f"\npass@1 (%), {header}s x benchmarks\n{format_comparison(results, row_header=header)}", flush=True
     )
     return written
+
+
+def _seed_protocol_line(results: dict[str, Any]) -> str:
+    """Under protocol=robust: the seed's single-sample figure of every benchmark, for the record."""
+    seed = {n: b["seed_protocol"]["pass@1"] for n, b in results["benchmarks"].items() if "seed_protocol" in b}
+    if not seed:
+        return ""
+    return "\nseed protocol (first sample only): " + ", ".join(f"{n} {100 * v:.1f}" for n, v in seed.items())
 
 
 def comparison_of(paths: Sequence[Path]) -> str:
@@ -226,6 +271,12 @@ class ComparisonCallback(Callback):
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         # Jobs launched elsewhere (SLURM) report nothing here; their results sit under the sweep dir.
         found = self.paths + sorted(Path(config.hydra.sweep.dir).rglob("results.json"))
-        paths = list(dict.fromkeys(p.resolve() for p in found if p.is_file()))
+        paths = [p for p in dict.fromkeys(p.resolve() for p in found if p.is_file()) if p.parent.name != "baseline"]
         if paths:
             print(f"\npass@1 (%), all jobs\n{comparison_of(paths)}", flush=True)
+        if len(paths) > 1:  # every job against the first, problem by problem
+            base = outcomes_of_eval_dir(paths[0].parent)
+            base_label = json.loads(paths[0].read_text()).get("label") or str(paths[0].parent)
+            for path in paths[1:]:
+                label = json.loads(path.read_text()).get("label") or str(path.parent)
+                print(f"\n{format_versus(versus(base, outcomes_of_eval_dir(path.parent)), label, base_label)}", flush=True)

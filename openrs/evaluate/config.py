@@ -36,6 +36,13 @@ class BackendName(str, Enum):
     vllm = "vllm"  # vLLM's offline engine (the seed's lighteval backend; needs the gpu extra)
 
 
+class Protocol(str, Enum):
+    """How many samples each problem gets."""
+
+    seed = "seed"  # n_samples for every benchmark (the seed sampled once: the paper's numbers)
+    robust = "robust"  # robust_samples per benchmark (more for the small sets), the seed's figure beside it
+
+
 class CheckpointSelection(str, Enum):
     """Named selections of a run's checkpoints (a list of steps is the other choice)."""
 
@@ -65,6 +72,8 @@ class EvalConfig:
     benchmark_paths: Dict[str, str | None] = field(default_factory=dict)  # noqa: UP006
     limit: int | None = None
     n_samples: int = 1
+    protocol: Protocol = Protocol.seed
+    robust_samples: Dict[str, int] = field(default_factory=dict)  # noqa: UP006
     pass_k: List[int] | None = None  # noqa: UP006
     temperature: float = 0.6
     top_p: float = 0.95
@@ -83,6 +92,8 @@ class EvalConfig:
     output_dir: str | None = None
     tensorboard: bool = True
     label: str | None = None
+    baseline: str | None = None
+    baseline_revision: str | None = None
 
 
 def register_configs() -> None:
@@ -154,6 +165,11 @@ def validate(cfg: EvalConfig) -> None:
             raise ValueError("revision= applies to model=, not to run= (a run's checkpoints are local)")
     if cfg.n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {cfg.n_samples}")
+    bad = {k: v for k, v in cfg.robust_samples.items() if k not in BENCHMARKS or v < 1}
+    if bad:
+        raise ValueError(f"robust_samples {bad}: names must be benchmarks ({', '.join(BENCHMARKS)}), counts >= 1")
+    if cfg.baseline_revision is not None and cfg.baseline is None:
+        raise ValueError("baseline_revision= needs baseline=<hub id or directory>")
     bad_k = [k for k in cfg.pass_k or [] if not 1 <= k <= cfg.n_samples]
     if bad_k:
         raise ValueError(f"pass_k {bad_k} must lie in [1, n_samples={cfg.n_samples}]")

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -119,8 +119,13 @@ def evaluate(
     settings: EvalSettings,
     eval_dir: str | Path | None = None,
     metadata: dict[str, Any] | None = None,
+    samples: dict[str, int] | None = None,
 ) -> EvalReport:
-    """Evaluate every benchmark; write ``eval_dir`` (when given) benchmark by benchmark, then ``results.json``."""
+    """Evaluate every benchmark; write ``eval_dir`` (when given) benchmark by benchmark, then ``results.json``.
+
+    ``samples`` (protocol=robust): samples per problem by benchmark instead of ``settings.sampling.n``; each such
+    benchmark also records the seed protocol's figure, the pass@1 of each problem's first sample.
+    """
     out = Path(eval_dir) if eval_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +134,9 @@ def evaluate(
     done: dict[str, BenchmarkResult] = {}
     try:
         for spec, problems in benchmarks:
-            result = evaluate_benchmark(backend, spec, problems, settings, scorer)
+            n = (samples or {}).get(spec.name, settings.sampling.n)
+            own = replace(settings, sampling=replace(settings.sampling, n=n)) if n != settings.sampling.n else settings
+            result = evaluate_benchmark(backend, spec, problems, own, scorer)
             done[spec.name] = result
             if out is not None:
                 write_records(out / f"{spec.name}.jsonl", result.records)
@@ -150,12 +157,21 @@ def evaluate(
         "backend": backend.name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": asdict(settings),
-        "benchmarks": {name: r.summary.to_dict() for name, r in done.items()},
+        "benchmarks": {name: _benchmark_record(r, settings, samples is not None) for name, r in done.items()},
         "average": average.to_dict() if average is not None else None,
     }
     if out is not None:
         write_json_atomic(out / "results.json", results)
     return EvalReport(done, average, results)
+
+
+def _benchmark_record(result: BenchmarkResult, settings: EvalSettings, robust: bool) -> dict[str, Any]:
+    record = result.summary.to_dict()
+    if robust:  # what the seed's single-sample protocol would have reported from the same completions
+        first = summarize([o[:1] for o in result.outcomes], (1,), settings.confidence, settings.n_resamples,
+                          settings.bootstrap_seed)  # fmt: skip
+        record["seed_protocol"] = {"pass@1": first.pass1, "ci_low": first.ci_low, "ci_high": first.ci_high}
+    return record
 
 
 def write_records(path: Path, records: Sequence[dict[str, Any]]) -> None:
