@@ -105,8 +105,8 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
         reward_funcs = clock.wrap(reward_funcs)
     grpo_config = to_grpo_config(cfg, run_dir)
     precision = run_precision(cfg)
+    dataset = data.load_problems(cfg.dataset)  # before the model: a bad dataset fails before any model loads
     tokenizer = models.load_tokenizer(cfg.model)
-    dataset = data.load_problems(cfg.dataset)
     dataset = data.drop_long_prompts(dataset, tokenizer, cfg.dataset.max_prompt_length)
     init_kwargs = models.model_init_kwargs(cfg.model, precision.weights_dtype, cfg.hardware.use_cpu)
     model = models.load_model(cfg.model, precision.weights_dtype, cfg.hardware.use_cpu)

@@ -59,6 +59,12 @@ USER_ERRORS = [
     (["hardware.cpu_threads=0"], 2, "hardware.cpu_threads=0: must be >= 1"),
     (["model.dtype=bfloat16"], 2, "model.dtype=bfloat16 with hardware.bf16=false"),
     (["grpo.num_generations=3"], 2, "does not split into groups of grpo.num_generations=3"),
+    # Out-of-range values fail while the config is built, before any model loads or file is written.
+    (["lr=-1"], 2, "optimizer.lr (the lr sweep axis feeds it)=-1.0: must be > 0"),
+    (["max_len=0"], 2, "(the max_len sweep axis feeds it)=0: must be >= 1"),
+    (["grpo.num_generations=1"], 2, "grpo.num_generations=1: must be >= 2"),
+    (["optimizer.warmup_ratio=1.5"], 2, "optimizer.warmup_ratio=1.5: must be in [0, 1)"),
+    (["hardware.vllm_gpu_memory_utilization=2"], 2, "hardware.vllm_gpu_memory_utilization=2.0: must be in (0, 1]"),
 ]
 
 
@@ -74,6 +80,7 @@ def test_user_error_is_one_line_without_traceback_and_leaves_no_run_dir(tmp_path
     assert "Traceback" not in out.stderr and "HYDRA_FULL_ERROR" not in out.stderr, out.stderr[-3000:]
     assert not run_dir.exists(), f"left behind: {sorted(p.name for p in run_dir.iterdir())}"
     assert time.monotonic() - start < 120
+    assert "Loading weights" not in out.stdout + out.stderr and "warm start:" not in out.stdout  # no model loaded
 
 
 @pytest.mark.slow

@@ -131,6 +131,7 @@ def make_backend(cfg: EvalConfig, target: Target) -> Backend:
         name_or_path=target.weights,
         revision=target.revision,
         dtype=cfg.dtype,
+        attn_implementation=None,  # transformers' default: evaluation runs any dtype, flash-attn needs bf16/fp16
         gradient_checkpointing=False,
         trust_remote_code=cfg.trust_remote_code,
     )
