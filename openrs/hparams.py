@@ -67,11 +67,15 @@ def parse_override(override: str) -> tuple[str, HParamValue] | None:
 
 
 def run_hparams(cfg: RunConfig, run_dir: Path) -> dict[str, HParamValue]:
-    """The sweep axes every run has, then each override of this run (resolved values win for the axes)."""
+    """The sweep axes every run has, then each override of this run (resolved values win for the axes).
+
+    ``lr`` and ``max_len`` are the values the run trains with (``optimizer.lr``, ``grpo.max_completion_length``),
+    not the top-level aliases, which an override of the dotted key leaves behind.
+    """
     reward = hydra_choice(run_dir, "reward") or "+".join(cfg.reward.terms)
     hparams: dict[str, HParamValue] = {
-        "experiment": cfg.experiment, "lr": float(cfg.lr), "max_len": int(cfg.max_len), "seed": int(cfg.seed),
-        "reward": reward,
+        "experiment": cfg.experiment, "lr": float(cfg.optimizer.lr), "max_len": int(cfg.grpo.max_completion_length),
+        "seed": int(cfg.seed), "reward": reward,
     }  # fmt: skip
     for override in hydra_overrides(run_dir):
         parsed = parse_override(override)

@@ -154,3 +154,18 @@ def test_cost_accumulates_gpu_hours_at_the_preset_price_and_continues_after_resu
     metrics = trainer._metrics["train"]
     assert metrics["cost/gpu_hours"] == [pytest.approx(3.5)] and metrics["cost/usd"] == [pytest.approx(7.0)]
     assert len(metrics["perf/step_seconds"]) == 1 and not math.isnan(metrics["perf/step_seconds"][0])
+
+
+def test_hparams_record_the_learning_rate_that_trains(tmp_path):
+    """optimizer.lr=5e-6 trains at 5e-6; the HParams session must say 5e-6, not the lr alias's 1e-6."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from openrs.config import compose, to_run_config
+
+    cfg = to_run_config(compose(["experiment=rs2", "optimizer.lr=5e-6", "grpo.max_completion_length=1024"]))
+    assert cfg.lr == 1e-6 and cfg.optimizer.lr == 5e-6  # the alias stays behind
+    writer = SummaryWriter(log_dir=str(tmp_path))
+    writer.file_writer.add_summary(hparams.session_start(hparams.run_hparams(cfg, tmp_path)), 0)
+    writer.close()
+    session = hparams.read_session(tmp_path)["hparams"]
+    assert session["lr"] == pytest.approx(5e-6) and session["max_len"] == 1024
