@@ -29,7 +29,7 @@ def build_char_tokenizer() -> PreTrainedTokenizerFast:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from openrs.models import ASSISTANT, BOS, EOS, PAD, THINK_TOKENS, TINY_CHAT_TEMPLATE, USER
+    from openrs.chat_format import ASSISTANT, BOS, EOS, PAD, THINK_TOKENS, TINY_CHAT_TEMPLATE, USER
 
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
     symbols = [byte_level.pre_tokenize_str(ch)[0][0] for ch in ALPHABET]  # ' ' -> 'Ġ', '\n' -> 'Ċ', ...

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from openrs.errors import UserError
+from openrs.run_dir import RunDir
 
 PATH_KEYS = ("run", "resume", "baseline", "hydra.run.dir", "hydra.sweep.dir")
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./~+:@%")
@@ -37,14 +38,12 @@ def quote_path_overrides(argv: Sequence[str], keys: Sequence[str] = PATH_KEYS) -
     return out
 
 
-HYDRA_OWN = (".hydra",)
-
-
 def holds_only_hydra_files(directory: Path) -> bool:
     """True for a directory with nothing in it but Hydra's ``.hydra/`` and job logs (and the run-dir lock)."""
     if not directory.is_dir():
         return False
-    return all(p.name in HYDRA_OWN or p.suffix == ".log" or p.name == ".lock" for p in directory.iterdir())
+    run = RunDir(directory)
+    return all(p in (run.hydra, run.lock) or p.suffix == ".log" for p in directory.iterdir())
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from typing import Any
 
 from openrs import figures, hparams, significance
 from openrs.atomic import write_json_atomic
+from openrs.run_dir import RunDir
 
 ALIASES = {"accuracy": figures.ACCURACY_KEYS, "clipped": figures.CLIPPED_KEYS}
 COLUMNS = {  # figure -> table header
@@ -65,7 +66,7 @@ def find_runs(dirs: Sequence[Path]) -> list[Path]:
     """Run dirs at or under ``dirs``: those whose ``tb/`` holds event files."""
     found: set[Path] = set()
     for d in map(Path, dirs):
-        candidates = [d / "tb"] if (d / "tb").is_dir() else [d] if d.name == "tb" else sorted(d.rglob("tb"))
+        candidates = [RunDir(d).tb] if RunDir(d).tb.is_dir() else [d] if d.name == "tb" else sorted(d.rglob("tb"))
         for tb in candidates:
             if tb.is_dir() and any(tb.glob("events.out.tfevents*")):
                 found.add(tb.parent.resolve())
@@ -87,14 +88,14 @@ def load_scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def run_status(run_dir: Path) -> str:
-    if (run_dir / "summary.json").exists():
+    if RunDir(run_dir).summary.exists():
         return "done"
-    newest = max((p.stat().st_mtime for p in (run_dir / "tb").glob("events.out.tfevents*")), default=0.0)
+    newest = max((p.stat().st_mtime for p in RunDir(run_dir).tb.glob("events.out.tfevents*")), default=0.0)
     return "running" if time.time() - newest < RUNNING_WITHIN_S else "stopped"
 
 
 def load_run(run_dir: Path) -> Run:
-    return Run(run_dir, hparams.hydra_overrides(run_dir), run_status(run_dir), load_scalars(run_dir / "tb"))
+    return Run(run_dir, hparams.hydra_overrides(run_dir), run_status(run_dir), load_scalars(RunDir(run_dir).tb))
 
 
 def label_runs(runs: list[Run], roots: Sequence[Path]) -> None:

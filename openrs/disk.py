@@ -19,6 +19,7 @@ from transformers import TrainerCallback
 
 from openrs import checkpoints
 from openrs.errors import RunError
+from openrs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 MARGIN = 1.05  # a save is refused below 5% more free space than it needs
@@ -81,7 +82,7 @@ def ran_out_of_space(exc: BaseException, run_dir: Path, model: Any, deepspeed: b
         return True
     if not Path(run_dir).exists():
         return False
-    need = save_bytes_needed(Path(run_dir) / "checkpoints", model, deepspeed)
+    need = save_bytes_needed(RunDir(run_dir).checkpoints, model, deepspeed)
     return shutil.disk_usage(run_dir).free < need
 
 
@@ -98,7 +99,7 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def disk_full_during_run(run_dir: Path, step: int) -> DiskFullError:
     """Delete half-written checkpoints to give the space back; the error to raise instead of the ENOSPC."""
-    ckpts = Path(run_dir) / "checkpoints"
+    ckpts = RunDir(run_dir).checkpoints
     removed = checkpoints.incomplete_checkpoints(ckpts)
     for ckpt in removed:
         shutil.rmtree(ckpt, ignore_errors=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from openrs.config import CONF_DIR, RunConfig
 from openrs.errors import UsageError
 from openrs.precision import PrecisionPlan, precision_plan
+from openrs.run_dir import RunDir
 
 if TYPE_CHECKING:
     from trl import GRPOConfig
@@ -108,7 +109,7 @@ def to_grpo_config(cfg: RunConfig, run_dir: Path) -> GRPOConfig:
             **({"vllm_group_port": hw.vllm_group_port} if hw.vllm_group_port else {}),
         }
     return GRPOConfig(
-        output_dir=str(run_dir / "checkpoints"),
+        output_dir=str(RunDir(run_dir).checkpoints),
         run_name=str(run_dir),
         seed=cfg.seed,
         # optimizer and schedule

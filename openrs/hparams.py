@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from openrs.run_dir import RunDir
+
 if TYPE_CHECKING:
     from tensorboard.compat.proto.summary_pb2 import Summary
 
@@ -26,7 +28,7 @@ HParamValue = bool | int | float | str
 
 def hydra_overrides(run_dir: Path) -> list[str]:
     """The command-line overrides of the run (``.hydra/overrides.yaml``), or [] where Hydra left none."""
-    path = Path(run_dir) / ".hydra" / "overrides.yaml"
+    path = RunDir(run_dir).hydra_overrides
     try:
         return [str(o) for o in (yaml.safe_load(path.read_text()) or [])]
     except (OSError, yaml.YAMLError):
@@ -35,7 +37,7 @@ def hydra_overrides(run_dir: Path) -> list[str]:
 
 def hydra_choice(run_dir: Path, group: str) -> str | None:
     """The option Hydra picked for a config group (``.hydra/hydra.yaml`` runtime.choices), if recorded."""
-    path = Path(run_dir) / ".hydra" / "hydra.yaml"
+    path = RunDir(run_dir).hydra_runtime
     try:
         choices = (
             (yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("choices", {})

@@ -30,11 +30,11 @@ from omegaconf import OmegaConf
 from openrs.config import HardwareConfig, RunConfig, VllmMode
 from openrs.errors import RunError
 from openrs.procs import cpu_share, die_with_parent, ignore_stop_signals
+from openrs.run_dir import RunDir
 from openrs.vllm_server import VllmServer, free_port, vllm_serve_command
 
 log = logging.getLogger(__name__)
 
-LAUNCH_DIR = ".launch"  # inside the run dir: the ranks' config, stop file, per-rank reports
 
 
 @dataclass(frozen=True)
@@ -176,24 +176,23 @@ def pick_ports(hw: HardwareConfig, server: bool) -> HardwareConfig:
     return dataclasses.replace(hw, **ports)
 
 
-def _prepare_run_dir(cfg: RunConfig, run_dir: Path) -> Path:
+def _prepare_run_dir(cfg: RunConfig, run_dir: Path) -> None:
     """A fresh ``.launch/`` dir, half-written checkpoints gone, the tiny model built once (not N times at once)."""
     from openrs import models, resume
 
-    launch_dir = run_dir / LAUNCH_DIR
+    launch_dir = RunDir(run_dir).launch
     if launch_dir.exists():
         shutil.rmtree(launch_dir)
     launch_dir.mkdir(parents=True)
-    resume.discard_incomplete(run_dir / "checkpoints")  # before any rank looks for a checkpoint
+    resume.discard_incomplete(RunDir(run_dir).checkpoints)  # before any rank looks for a checkpoint
     if cfg.model.tiny is not None:
         models.resolve_model_path(cfg.model)
-    return launch_dir
 
 
 def _server_failure(server: VllmServer, run_dir: Path) -> RunError:
     from openrs import checkpoints
 
-    newest = checkpoints.latest_complete_checkpoint(run_dir / "checkpoints")
+    newest = checkpoints.latest_complete_checkpoint(RunDir(run_dir).checkpoints)
     return RunError(
         f"the vLLM server exited with code {server.exit_code()} while the ranks trained; they were stopped. "
         f"Newest complete checkpoint: {newest or 'none yet'} (the next start resumes there). "
@@ -201,9 +200,9 @@ def _server_failure(server: VllmServer, run_dir: Path) -> RunError:
     )
 
 
-def _check_reports(launch_dir: Path, num_ranks: int) -> None:
+def _check_reports(run_dir: RunDir, num_ranks: int) -> None:
     """The ranks' final reports must agree on the weights."""
-    reports = [json.loads((launch_dir / f"rank-{r}.json").read_text()) for r in range(num_ranks)]
+    reports = [json.loads(run_dir.rank_report(r).read_text()) for r in range(num_ranks)]
     if len({r["weights_digest"] for r in reports}) != 1:
         raise RuntimeError(f"ranks disagree on the final weights: {[r['weights_digest'][:12] for r in reports]}")
 
@@ -215,7 +214,8 @@ def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[
     """
     from contextlib import nullcontext
 
-    launch_dir = _prepare_run_dir(cfg, run_dir)
+    _prepare_run_dir(cfg, run_dir)
+    paths = RunDir(run_dir)
     hw = pick_ports(dataclasses.replace(cfg.hardware, ddp_backend=plan.backend), bool(plan.vllm_devices))
     cfg = dataclasses.replace(cfg, hardware=hw)
     log.info("ports: torch distributed %d%s", hw.master_port,
@@ -224,11 +224,11 @@ def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[
     if plan.vllm_devices:
         server = VllmServer(
             vllm_serve_command(cfg, hw.vllm_server_port), plan.vllm_devices, hw.vllm_server_host,
-            hw.vllm_server_port, run_dir / "vllm-server.log", hw.vllm_server_timeout_s,
+            hw.vllm_server_port, paths.vllm_log, hw.vllm_server_timeout_s,
         )  # fmt: skip
-    config_path = launch_dir / "config.yaml"
+    config_path = paths.rank_config
     OmegaConf.save(OmegaConf.structured(cfg), config_path)  # the ranks' config, ports included
-    stop_file = launch_dir / "stop"
+    stop_file = paths.stop_file
     relay = _PreemptRelay(stop_file)
     with server or nullcontext():
         log.info("starting %d ranks (%s backend) in %s", plan.num_ranks, plan.backend, run_dir)
@@ -243,8 +243,8 @@ def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[
         raise RunError(f"training ranks failed with exit codes {codes}; their errors are in the log above ({run_dir})")
     if relay.requested:
         relay.hand_over()
-    _check_reports(launch_dir, plan.num_ranks)
-    return json.loads((run_dir / "summary.json").read_text())
+    _check_reports(paths, plan.num_ranks)
+    return json.loads(paths.summary.read_text())
 
 
 def launch(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from openrs import checkpoints
+from openrs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def discard_incomplete(checkpoints_dir: Path) -> list[Path]:
 
 def prepare_resume(run_dir: Path, is_main_process: bool = True) -> Path | None:
     """The checkpoint to resume from (None: start fresh); the main process first clears half-written ones."""
-    ckpts = Path(run_dir) / "checkpoints"
+    ckpts = RunDir(run_dir).checkpoints
     if is_main_process:
         discard_incomplete(ckpts)
     return checkpoints.latest_complete_checkpoint(ckpts)
@@ -69,7 +70,7 @@ def record_start(run_dir: Path, resumed_from: Path | None) -> None:
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "slurm_restart_count": int(os.environ.get("SLURM_RESTART_COUNT", "0")),
     }
-    jsonl.append(Path(run_dir) / "starts.jsonl", record)
+    jsonl.append(RunDir(run_dir).starts, record)
 
 
 def finished_summary(run_dir: Path, max_steps: int) -> dict[str, Any] | None:
@@ -80,7 +81,7 @@ def finished_summary(run_dir: Path, max_steps: int) -> dict[str, Any] | None:
     """
     import json
 
-    path = Path(run_dir) / "summary.json"
+    path = RunDir(run_dir).summary
     if not path.is_file():
         return None
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openrs.config import RunConfig
+from openrs.run_dir import RunDir
 
 if TYPE_CHECKING:
     from trl import GRPOTrainer
@@ -91,7 +92,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     run_dir.mkdir(parents=True, exist_ok=True)
     _size_threads(cfg)
     # transformers' TensorBoardCallback reads this; all events of a run go to <run dir>/tb.
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tb")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(RunDir(run_dir).tb)
     if cfg.hardware.deepspeed:
         expose_ninja()
     set_seed(cfg.seed)
@@ -119,10 +120,10 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
         processing_class=tokenizer,
         peft_config=to_peft_config(cfg),
         callbacks=[
-            tracking.MetricsFileCallback(run_dir / "metrics.jsonl"),
+            tracking.MetricsFileCallback(RunDir(run_dir).metrics),
             tracking.ProgressLogCallback(),
             checkpoints.CompleteMarkerCallback(cfg.grpo.keep_full_state),
-            disk.DiskSpaceCallback(run_dir / "checkpoints", deepspeed=bool(cfg.hardware.deepspeed)),
+            disk.DiskSpaceCallback(RunDir(run_dir).checkpoints, deepspeed=bool(cfg.hardware.deepspeed)),
             *([monitor] if monitor else []),
             *([clock] if clock else []),
         ],
@@ -173,7 +174,7 @@ def run_training(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer | None = No
     if trainer.is_world_process_zero():
         resume.record_start(run_dir, resume_from)
     resume_step = checkpoints.checkpoint_step(resume_from) if resume_from else 0
-    resume.continue_tensorboard(trainer, run_dir / "tb", resume_step or 0)
+    resume.continue_tensorboard(trainer, RunDir(run_dir).tb, resume_step or 0)
     stop_file = os.environ.get(STOP_FILE_ENV)
     preempt = PreemptionCallback(stop_file=Path(stop_file) if stop_file else None)
     if stop_file is None:  # a rank started by openrs.launch hears of preemption through the stop file
@@ -204,9 +205,9 @@ def run_training(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer | None = No
     )
     if resume_from is not None:
         summary["resumed_from"] = str(resume_from)
-    save_final(trainer, run_dir / "final")
+    save_final(trainer, RunDir(run_dir).final)
     if trainer.is_world_process_zero():
-        tracking.write_json_atomic(run_dir / "summary.json", summary)
+        tracking.write_json_atomic(RunDir(run_dir).summary, summary)
     log.info("done: %d steps, run dir %s", trainer.state.global_step, run_dir)
     return summary
 
@@ -230,7 +231,7 @@ def save_final(trainer: GRPOTrainer, final_dir: Path) -> None:
             if disk.is_disk_full(exc):
                 raise disk.DiskFullError(
                     f"no space left while writing {final_dir}; the checkpoints are intact: "
-                    f"{disk.resume_hint(final_dir.parent / 'checkpoints')}"
+                    f"{disk.resume_hint(RunDir(final_dir.parent).checkpoints)}"
                 ) from exc
         raise
     if trainer.is_world_process_zero():

@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 from openrs.errors import RunError
-
-LOCK_NAME = ".lock"
+from openrs.run_dir import RunDir
 
 
 class RunDirLocked(RunError):
@@ -29,7 +28,7 @@ class RunLock:
     """The run dir's lock; :meth:`acquire` then :meth:`record` (or :meth:`release` to back out untouched)."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / LOCK_NAME
+        self.path = RunDir(run_dir).lock
         self.fd: int | None = None
 
     def acquire(self) -> RunLock:

@@ -19,8 +19,7 @@ from typing import Any
 from openrs import jsonl
 from openrs.checkpoints import checkpoint_step
 from openrs.evaluate.paired import PairedDifference, format_p, paired_difference, seed_spread
-
-AFTER_TRAINING = Path("eval") / "after_training.json"
+from openrs.run_dir import RunDir
 
 
 @dataclass
@@ -57,11 +56,11 @@ def outcomes_from_records(path: Path) -> list[list[bool]]:
 
 def read_run_eval(run_dir: Path, label: str, arm: str) -> list[RunEval]:
     """The run's evaluations (see the module docstring); [] if it has none."""
-    after = run_dir / AFTER_TRAINING
+    after = RunDir(run_dir).after_training
     if after.is_file():
         data = json.loads(after.read_text())
         return [RunEval(label, arm, data["benchmark"], data["final"]["outcomes"], data["start"]["outcomes"])]
-    evals = [d for d in (run_dir / "eval").glob("*") if d.is_dir() and (d / "results.json").is_file()]
+    evals = [d for d in RunDir(run_dir).eval.glob("*") if d.is_dir() and (d / "results.json").is_file()]
     if not evals:
         return []
     newest = max(evals, key=lambda d: (d.name == "final", checkpoint_step(d) or -1))

@@ -28,6 +28,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from openrs import diagnostics, figures, hparams
+from openrs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 COST_KEYS = ("cost/gpu_hours", "cost/usd")
@@ -246,7 +247,7 @@ def build_monitoring(
     callback = RunMonitorCallback(
         observer,
         hparams.run_hparams(cfg, run_dir),
-        Path(run_dir) / "tb",
+        RunDir(run_dir).tb,
         num_gpus=cfg.hardware.num_gpus,
         price_per_gpu_hour=cfg.hardware.price_per_gpu_hour,
         samples_every=d.samples_every,

@@ -21,6 +21,7 @@ from transformers import TrainerCallback
 
 from openrs import figures, jsonl
 from openrs.atomic import write_json_atomic
+from openrs.run_dir import RunDir
 
 TRACKED_PACKAGES = [
     "openrs", "torch", "transformers", "trl", "accelerate", "datasets", "peft", "hydra-core", "omegaconf",
@@ -83,7 +84,7 @@ def write_provenance(run_dir: Path, hardware: Any, extra: dict[str, Any] | None 
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         **(extra or {}),
     }
-    write_json_atomic(Path(run_dir) / "provenance.json", record)
+    write_json_atomic(RunDir(run_dir).provenance, record)
     return record
 
 
@@ -126,7 +127,7 @@ def _finite(value: Any) -> Any:
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The records of ``metrics.jsonl``; the last record per step wins after a resume."""
     by_step: dict[tuple[int, bool], dict[str, Any]] = {}
-    for rec in jsonl.read(Path(run_dir) / "metrics.jsonl"):  # a line a kill cut short is skipped
+    for rec in jsonl.read(RunDir(run_dir).metrics):  # a line a kill cut short is skipped
         if "step" in rec:
             by_step[(rec["step"], "train_runtime" in rec)] = rec
     return [by_step[k] for k in sorted(by_step)]

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from openrs.cli import quote_path_overrides, report_user_errors
 from openrs.config import CONF_DIR, RunConfig, register_configs, to_run_config
 from openrs.errors import UsageError
+from openrs.run_dir import RunDir
 
 log = logging.getLogger("openrs.train")
 
@@ -26,7 +27,7 @@ def resolve_run_dir(cfg: RunConfig, hydra_run_dir: Path) -> Path:
     """``resume=<dir>`` continues that run; otherwise the run writes to Hydra's directory."""
     if cfg.resume:
         run_dir = Path(cfg.resume).expanduser()
-        if not (run_dir / "checkpoints").is_dir() and not (run_dir / ".hydra").is_dir():
+        if not RunDir(run_dir).is_run():
             raise UsageError(f"resume={cfg.resume}: not a run directory (no checkpoints/ or .hydra/ in it)")
         return run_dir
     return hydra_run_dir
@@ -40,13 +41,13 @@ def evaluate_after_training(cfg: RunConfig, run_dir: Path) -> str:
     import json
 
     from openrs import models
-    from openrs.evaluate.heldout import AFTER_TRAINING, start_vs_final
+    from openrs.evaluate.heldout import start_vs_final
 
-    done = run_dir / "eval" / AFTER_TRAINING
+    done = RunDir(run_dir).after_training
     if done.is_file():
         return json.loads(done.read_text())["sentence"]
     e = cfg.eval_after
-    record = start_vs_final(models.resolve_model_path(cfg.model), run_dir / "final", run_dir, e.benchmark, e.limit,
+    record = start_vs_final(models.resolve_model_path(cfg.model), RunDir(run_dir).final, run_dir, e.benchmark, e.limit,
                             e.max_new_tokens)  # fmt: skip
     return record["sentence"]
 

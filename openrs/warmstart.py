@@ -110,7 +110,7 @@ def recipe(model_cfg: ModelConfig) -> dict[str, Any]:
     assert model_cfg.warm_start is not None
     if model_cfg.tiny is not None:
         base: dict[str, Any] = {"tiny": {k: v for k, v in _plain(model_cfg.tiny).items() if k != "cache_dir"}}
-        from openrs.models import TINY_RECIPE_VERSION
+        from openrs.tiny import TINY_RECIPE_VERSION
 
         base["tiny_recipe"] = TINY_RECIPE_VERSION
     else:
@@ -120,7 +120,7 @@ def recipe(model_cfg: ModelConfig) -> dict[str, Any]:
 
 
 def _base_dir(model_cfg: ModelConfig) -> str:
-    from openrs.models import tiny_model_dir
+    from openrs.tiny import tiny_model_dir
 
     return str(tiny_model_dir(model_cfg.tiny)) if model_cfg.tiny is not None else model_cfg.name_or_path
 
@@ -192,7 +192,7 @@ def warm_start_dir(model_cfg: ModelConfig) -> Path:
     cfg = model_cfg.warm_start
     if cfg is None:
         raise ValueError("model.warm_start is not set")
-    from openrs.models import cache_root
+    from openrs.tiny import cache_root
 
     settings = recipe(model_cfg)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]

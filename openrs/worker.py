@@ -26,8 +26,9 @@ def load_config(path: Path) -> RunConfig:
 
 def main(argv: list[str]) -> int:
     from openrs import console, tracking
-    from openrs.launch import LAUNCH_DIR, weights_digest
+    from openrs.launch import weights_digest
     from openrs.run import build_trainer, run_training
+    from openrs.run_dir import RunDir
 
     config_path, run_dir = Path(argv[0]), Path(argv[1])
     rank = int(os.environ.get("RANK", "0"))
@@ -37,7 +38,7 @@ def main(argv: list[str]) -> int:
     trainer = build_trainer(cfg, run_dir)
     summary = run_training(cfg, run_dir, trainer)
     tracking.write_json_atomic(
-        run_dir / LAUNCH_DIR / f"rank-{rank}.json",
+        RunDir(run_dir).rank_report(rank),
         {
             "rank": rank,
             "world_size": int(os.environ.get("WORLD_SIZE", "1")),

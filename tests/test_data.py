@@ -98,7 +98,7 @@ def test_hub_source_asks_datasets_for_the_configured_id(monkeypatch):
 
 def test_long_prompts_are_dropped():
     from openrs.config import TinyModelConfig
-    from openrs.models import build_tiny_tokenizer
+    from openrs.tiny import build_tiny_tokenizer
 
     del TinyModelConfig
     tokenizer = build_tiny_tokenizer(512)

@@ -20,7 +20,8 @@ from test_resume import _checkpoints, _kill_when, _logged_steps, _start
 
 from openrs.checkpoints import MARKER, WEIGHTS_ONLY
 from openrs.config import compose, to_run_config
-from openrs.launch import LAUNCH_DIR, weights_digest
+from openrs.launch import weights_digest
+from openrs.run_dir import RunDir
 from openrs.tracking import read_metrics
 
 # The smoke experiment on 2 gloo ranks under ZeRO-2; 16 completion tokens keep a step well under a second.
@@ -46,7 +47,7 @@ def _train(run_dir: Path, log_path: Path, *overrides: str, timeout: float = 600)
 
 
 def _rank_reports(run_dir: Path, world_size: int) -> list[dict[str, Any]]:
-    return [json.loads((run_dir / LAUNCH_DIR / f"rank-{r}.json").read_text()) for r in range(world_size)]
+    return [json.loads(RunDir(run_dir).rank_report(r).read_text()) for r in range(world_size)]
 
 
 def _final_and_initial_digests(run_dir: Path) -> tuple[str, str]:

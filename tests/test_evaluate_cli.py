@@ -32,7 +32,7 @@ QUICK = [
 @pytest.fixture(scope="module")
 def tiny_dir(openrs_cache: Path) -> Path:
     from openrs.config import TinyModelConfig
-    from openrs.models import tiny_model_dir
+    from openrs.tiny import tiny_model_dir
 
     return tiny_model_dir(TinyModelConfig())
 

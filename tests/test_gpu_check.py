@@ -144,7 +144,7 @@ def test_check_overrides_follow_the_installed_backends():
 
 def test_hand_count_of_qwen2_parameters_matches_a_built_model():
     from openrs.config import TinyModelConfig
-    from openrs.models import build_tiny_model
+    from openrs.tiny import build_tiny_model
 
     cfg = TinyModelConfig(tie_word_embeddings=False, model_vocab_size=600)
     model = build_tiny_model(cfg, 512, 2, 0, 1, device="meta")

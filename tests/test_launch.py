@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from openrs.config import compose, to_run_config, validate_hardware
-from openrs.launch import LAUNCH_DIR, make_plan, rank_env, weights_digest
+from openrs.launch import make_plan, rank_env, weights_digest
+from openrs.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parent.parent
 FOUR = ["0", "1", "2", "3"]
@@ -94,7 +95,7 @@ def test_two_gloo_ranks_train_together_and_agree_on_the_weights(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
-    reports = [json.loads((run_dir / LAUNCH_DIR / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    reports = [json.loads(RunDir(run_dir).rank_report(r).read_text()) for r in (0, 1)]
     assert [(r["rank"], r["world_size"], r["global_step"]) for r in reports] == [(0, 2, 6), (1, 2, 6)]
     assert reports[0]["weights_digest"] == reports[1]["weights_digest"]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from openrs.config import ModelConfig, TinyModelConfig
-from openrs.models import load_model_and_tokenizer, tiny_model_dir
+from openrs.models import load_model_and_tokenizer
+from openrs.tiny import tiny_model_dir
 
 
 def tiny_cfg(**kw) -> ModelConfig:
@@ -73,7 +74,7 @@ def test_concurrent_builds_of_one_tiny_model_all_succeed(tmp_path):
     import sys
 
     code = (
-        "from openrs.config import TinyModelConfig; from openrs.models import tiny_model_dir; "
+        "from openrs.config import TinyModelConfig; from openrs.tiny import tiny_model_dir; "
         f"print(tiny_model_dir(TinyModelConfig(cache_dir={str(tmp_path)!r})))"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
@@ -95,7 +96,7 @@ def test_flash_attention_falls_back_to_sdpa_with_one_warning(caplog):
 
 
 def test_filled_tokenizer_encodes_as_before_and_decodes_filler_to_text():
-    from openrs.models import THINK_TOKENS, build_tiny_tokenizer
+    from openrs.tiny import THINK_TOKENS, build_tiny_tokenizer
 
     plain, filled = build_tiny_tokenizer(512), build_tiny_tokenizer(512, fill_to=2000)
     assert len(plain) == 512 and len(filled) == 2000
@@ -109,7 +110,7 @@ def test_filled_tokenizer_encodes_as_before_and_decodes_filler_to_text():
 
 
 def test_model_shape_knobs_reach_the_qwen2_config():
-    from openrs.models import build_tiny_model, tiny_model_config
+    from openrs.tiny import build_tiny_model, tiny_model_config
 
     cfg = TinyModelConfig(tie_word_embeddings=False, rope_theta=1e6, max_position_embeddings=4096, model_vocab_size=640)
     config = tiny_model_config(cfg, 512, 2, 0, 1)
@@ -133,7 +134,7 @@ def test_save_dtype_writes_the_weights_in_that_dtype(tmp_path):
 def test_qwen2_1_5b_random_has_the_distill_checkpoints_shape():
     """model=qwen2_1_5b_random: DeepSeek-R1-Distill-Qwen-1.5B's architecture (untied: 1,777,088,000 parameters)."""
     from openrs.config import compose, to_run_config
-    from openrs.models import build_tiny_model
+    from openrs.tiny import build_tiny_model
 
     cfg = to_run_config(compose(["experiment=rs3", "model=qwen2_1_5b_random"])).model
     assert cfg.tiny is not None and cfg.dtype.value == "bfloat16" and cfg.gradient_checkpointing

@@ -9,7 +9,7 @@ import pytest
 
 from openrs import minitask
 from openrs.config import MiniArithConfig, ModelConfig, TinyModelConfig, WarmStartConfig
-from openrs.models import tiny_model_dir
+from openrs.tiny import tiny_model_dir
 from openrs.warmstart import RECIPE_FILE, noisy_traces, recipe, trace, warm_start_dir
 
 

@@ -14,13 +14,14 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from openrs.evaluate.config import CONFIG_NAME, register_configs, to_eval_config
+from openrs.run_dir import RunDir
 
 
 def eval_run_dir(run: str | None, date: str, time: str) -> str:
     """Hydra's own directory for one job: ``outputs/eval/<date>/<time>``, or inside the run being evaluated."""
     if run is None:
         return f"outputs/eval/{date}/{time}"
-    return str(Path(run) / "eval" / "logs" / f"{date}_{time}")
+    return str(RunDir(Path(run)).eval_logs(f"{date}_{time}"))
 
 
 OmegaConf.register_new_resolver("openrs_eval_dir", eval_run_dir, replace=True)

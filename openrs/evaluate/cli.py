@@ -29,6 +29,7 @@ from openrs.evaluate.environment import environment
 from openrs.evaluate.report import format_comparison
 from openrs.evaluate.runner import EvalSettings, evaluate
 from openrs.evaluate.targets import Target, model_label, model_target, run_targets
+from openrs.run_dir import RunDir
 from openrs.significance import format_versus, outcomes_of_eval_dir, versus
 
 log = logging.getLogger("openrs.evaluate")
@@ -149,7 +150,7 @@ def plan_targets(cfg: EvalConfig, hydra_dir: Path) -> list[Target]:
     """The model, or the run's selected checkpoints, each with its results directory."""
     if cfg.run is not None:
         run = Path(cfg.run).expanduser()
-        out_root = Path(cfg.output_dir) if cfg.output_dir else run / "eval"
+        out_root = Path(cfg.output_dir) if cfg.output_dir else RunDir(run).eval
         targets = run_targets(run, checkpoint_selection(cfg.checkpoints), out_root, cfg.tokenizer)
         if cfg.label:
             targets = [dataclasses.replace(t, label=f"{cfg.label} {t.label}") for t in targets]
@@ -175,7 +176,7 @@ def baseline_target(cfg: EvalConfig, targets: Sequence[Target], hydra_dir: Path)
     """``baseline=``: the model every target is compared with; its results go beside the targets'."""
     if cfg.baseline is None:
         return None
-    root = targets[0].run / "eval" if targets[0].run is not None else Path(hydra_dir)
+    root = RunDir(targets[0].run).eval if targets[0].run is not None else Path(hydra_dir)
     label = f"baseline {model_label(cfg.baseline, cfg.baseline_revision)}"
     return model_target(cfg.baseline, cfg.baseline_revision, None, Path(cfg.output_dir or root) / "baseline", label)
 
@@ -213,7 +214,7 @@ def run_evaluation(cfg: EvalConfig, hydra_dir: Path) -> list[Path]:
         if run is not None and cfg.tensorboard:
             from openrs.evaluate.tensorboard import EvalCurves
 
-            curves = stack.enter_context(EvalCurves(run / "tb"))
+            curves = stack.enter_context(EvalCurves(RunDir(run).tb))
         written, results = [], {}
         for target in targets:
             report = run_target(target)

@@ -6,7 +6,7 @@ reward's own ``accuracy`` term (math-verify behind the shared, time-bounded veri
 is the quantity GRPO optimizes; ``scoring="judge"`` uses the evaluation CLI's lighteval rule instead. The
 outcomes are per-problem lists of 0/1, in problem order, so two models scored on the same problems can be
 compared pairwise (:func:`openrs.evaluate.paired.paired_difference`); :func:`start_vs_final` does that for a
-finished run (``eval_after`` in its config) and writes ``<run>/eval/after_training.json``.
+finished run (``eval_after`` in its config) and writes its ``RunDir.after_training``.
 
 The CLI path gives the same problems and prompts:
 ``python -m openrs.evaluate model=<dir> benchmarks=[mini_heldout] temperature=0 max_new_tokens=32 limit=200``.
@@ -27,6 +27,7 @@ from openrs.evaluate.benchmarks import get_spec, load_benchmark
 from openrs.evaluate.pool import Job
 from openrs.evaluate.runner import BenchmarkResult, EvalSettings, evaluate_benchmark
 from openrs.evaluate.scoring import Verdict
+from openrs.run_dir import RunDir
 
 BENCHMARK = "mini_heldout"
 Scoring = Literal["reward", "judge"]
@@ -107,7 +108,6 @@ def evaluate_heldout(
     return HeldOutResult(str(model_dir), result.outcomes, [r["completion"] for r in result.records], seconds)
 
 
-AFTER_TRAINING = "after_training.json"  # in <run dir>/eval/
 
 
 def start_vs_final(start_dir: str | Path, final_dir: str | Path, run_dir: Path, benchmark: str, limit: int,
@@ -130,7 +130,7 @@ def start_vs_final(start_dir: str | Path, final_dir: str | Path, run_dir: Path, 
         "paired": paired.to_dict(),
         "sentence": format_sentence(paired, what=label),
     }
-    out = Path(run_dir) / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / AFTER_TRAINING, record)
+    path = RunDir(run_dir).after_training
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, record)
     return record

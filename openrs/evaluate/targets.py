@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from openrs.checkpoints import checkpoint_step, complete_checkpoints
+from openrs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def run_base_model(run: Path) -> tuple[str, str | None]:
     from openrs.config import ModelConfig
     from openrs.models import resolve_model_path
 
-    saved = run / ".hydra" / "config.yaml"
+    saved = RunDir(run).hydra_config
     if not saved.is_file():
         raise FileNotFoundError(f"{run}: no .hydra/config.yaml to find the run's model and tokenizer in")
     node = OmegaConf.load(saved).get("model")
@@ -93,7 +94,7 @@ def run_base_model(run: Path) -> tuple[str, str | None]:
 
 def run_tokenizer(run: Path, weights: Path) -> tuple[str, str | None]:
     """The checkpoint's own tokenizer, else the run's ``final/``, else the run's base model's."""
-    for place in (weights, run / "final"):
+    for place in (weights, RunDir(run).final):
         if _has_tokenizer(place):
             return str(place), None
     return run_base_model(run)
@@ -101,21 +102,21 @@ def run_tokenizer(run: Path, weights: Path) -> tuple[str, str | None]:
 
 def final_step(run: Path) -> int | None:
     """The global step of ``final/``: from ``summary.json``, else the newest complete checkpoint."""
-    summary = run / "summary.json"
+    summary = RunDir(run).summary
     if summary.is_file():
         step = json.loads(summary.read_text()).get("global_step")
         if isinstance(step, int):
             return step
-    found = complete_checkpoints(run / "checkpoints")
+    found = complete_checkpoints(RunDir(run).checkpoints)
     return checkpoint_step(found[-1]) if found else None
 
 
 def select_checkpoints(run: Path, selection: str | list[int]) -> list[tuple[str, Path, int | None]]:
     """(name, directory, step) of the selected checkpoints, oldest first."""
-    available = complete_checkpoints(run / "checkpoints")
+    available = complete_checkpoints(RunDir(run).checkpoints)
     by_step = {checkpoint_step(p): p for p in available}
     if selection == "final":
-        final = run / "final"
+        final = RunDir(run).final
         if not any((final / name).is_file() for name in ("config.json", "adapter_config.json")):
             raise FileNotFoundError(f"{run}: no final/ model (the run has not finished)")
         return [("final", final, final_step(run))]

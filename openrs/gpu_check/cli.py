@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openrs.run_dir import RunDir
+
 if TYPE_CHECKING:  # the skip path imports nothing heavy: torch only
     from openrs.gpu_check import projection
     from openrs.gpu_check.report import Check
@@ -104,10 +106,10 @@ def _work_factors(check: projection.StepShape, target: projection.StepShape, cos
 
 
 def _meta_model(cfg: Any, tokenizer: Any) -> Any:
-    from openrs import models
+    from openrs import tiny
 
     tiny = cfg.model.tiny
-    return models.build_tiny_model(tiny, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id,
+    return tiny.build_tiny_model(tiny, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id,
                                    tokenizer.bos_token_id, device="meta")  # fmt: skip
 
 
@@ -139,7 +141,7 @@ def dry_run(args: argparse.Namespace) -> int:
     """Compose, build the tokenizer and the model on the meta device, build TRL's and DeepSpeed's configs, render."""
     from transformers import AutoTokenizer
 
-    from openrs import models
+    from openrs import tiny
     from openrs.gpu_check import plan, projection
     from openrs.gpu_check.report import Check, CheckResult, console, markdown
     from openrs.grpo_config import to_grpo_config
@@ -156,7 +158,7 @@ def dry_run(args: argparse.Namespace) -> int:
         raise SystemExit(f"model={cfg.model.name_or_path}: the GPU check needs a locally built model (model.tiny)")
 
     with tempfile.TemporaryDirectory(prefix="openrs-gpu-check-dry-") as tmp:
-        tok = models.build_tiny_tokenizer(tiny.vocab_size, tiny.tokenizer_fill_to, tiny.max_position_embeddings)
+        tok = tiny.build_tiny_tokenizer(tiny.vocab_size, tiny.tokenizer_fill_to, tiny.max_position_embeddings)
         tok.save_pretrained(tmp)
         tokenizer = AutoTokenizer.from_pretrained(tmp)  # the loading path a run takes
         sample = [7, len(tokenizer) - 6, len(tokenizer) // 2]
@@ -258,7 +260,7 @@ def gpu_run(args: argparse.Namespace) -> int:
     checks.append(Check("losses finite", bool(steps) and not bad, f"non-finite loss/grad_norm/kl at steps {bad}" if bad
                         else "loss, grad_norm and kl finite at every step"))  # fmt: skip
     weights = None
-    final = run_dir / "final"
+    final = RunDir(run_dir).final
     if any(final.glob("*.safetensors")):
         weights = measure.compare_weights(model_dir, final)
         # A tensor the model had but the saved one lacks fails; an extra one (DeepSpeed saves a tied lm_head too) does not.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openrs.run_dir import RunDir
 from openrs.steptime import phase_seconds
 
 
@@ -97,7 +98,7 @@ def steady_state(steps: list[StepFigures]) -> dict[str, float | None]:
 
 def rank_memory(run_dir: Path) -> list[dict[str, Any]]:
     """Peak CUDA memory of each spawned rank (``.launch/rank-<r>.json``); [] when the run trained in process."""
-    reports = sorted((Path(run_dir) / ".launch").glob("rank-*.json"))
+    reports = sorted(RunDir(run_dir).launch.glob("rank-*.json"))
     out = []
     for path in reports:
         rec = json.loads(path.read_text())
