@@ -106,10 +106,10 @@ def _work_factors(check: projection.StepShape, target: projection.StepShape, cos
 
 
 def _meta_model(cfg: Any, tokenizer: Any) -> Any:
-    from openrs import tiny
+    from openrs import tiny as local_models
 
     tiny = cfg.model.tiny
-    return tiny.build_tiny_model(tiny, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id,
+    return local_models.build_tiny_model(tiny, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id,
                                    tokenizer.bos_token_id, device="meta")  # fmt: skip
 
 
@@ -141,7 +141,7 @@ def dry_run(args: argparse.Namespace) -> int:
     """Compose, build the tokenizer and the model on the meta device, build TRL's and DeepSpeed's configs, render."""
     from transformers import AutoTokenizer
 
-    from openrs import tiny
+    from openrs import tiny as local_models
     from openrs.gpu_check import plan, projection
     from openrs.gpu_check.report import Check, CheckResult, console, markdown
     from openrs.grpo_config import to_grpo_config
@@ -158,7 +158,7 @@ def dry_run(args: argparse.Namespace) -> int:
         raise SystemExit(f"model={cfg.model.name_or_path}: the GPU check needs a locally built model (model.tiny)")
 
     with tempfile.TemporaryDirectory(prefix="openrs-gpu-check-dry-") as tmp:
-        tok = tiny.build_tiny_tokenizer(tiny.vocab_size, tiny.tokenizer_fill_to, tiny.max_position_embeddings)
+        tok = local_models.build_tiny_tokenizer(tiny.vocab_size, tiny.tokenizer_fill_to, tiny.max_position_embeddings)
         tok.save_pretrained(tmp)
         tokenizer = AutoTokenizer.from_pretrained(tmp)  # the loading path a run takes
         sample = [7, len(tokenizer) - 6, len(tokenizer) // 2]
