@@ -229,7 +229,7 @@ class GRPOSettings:
 class DiagnosticsConfig:
     """Text diagnostics, throughput, cost, samples and HParams in TensorBoard (openrs.tb)."""
 
-    enabled: bool = True
+    text: bool = True  # lang drift, closed </think>, boxed answers and accuracy of each batch
     drift_min_letters: int = 2  # a completion with this many non-Latin/Greek letters counts as language drift
     samples_every: int = 50  # sample completions as TensorBoard text every N steps (0: never)
     num_samples: int = 4  # completions in each sample

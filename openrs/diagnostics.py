@@ -65,29 +65,15 @@ def has_boxed_answer(text: str) -> bool:
     return any(a.strip() for a in boxed_answers(text))
 
 
-def clipped_share(lengths: Sequence[int], max_len: int) -> float:
-    """Share of completions whose token count reached ``max_len`` (generation was cut, not finished)."""
-    if not lengths:
-        return 0.0
-    return sum(n >= max_len for n in lengths) / len(lengths)
-
-
 def share(flags: Sequence[bool]) -> float:
     return sum(flags) / len(flags) if flags else 0.0
 
 
-def batch_diagnostics(
-    texts: Sequence[str],
-    lengths: Sequence[int] | None = None,
-    max_len: int | None = None,
-    drift_min_letters: int = 2,
-) -> dict[str, float]:
+def batch_diagnostics(texts: Sequence[str], drift_min_letters: int = 2) -> dict[str, float]:
     """Shares over one batch of completions, keyed by the names logged under ``diagnostics/``."""
     out = {
         "lang_drift_share": share([is_drifted(t, drift_min_letters) for t in texts]),
         "think_closed_share": share([think_well_formed(t) for t in texts]),
         "boxed_share": share([has_boxed_answer(t) for t in texts]),
     }
-    if lengths is not None and max_len:
-        out["clipped_share"] = clipped_share(lengths, max_len)
-    return out
+    return out  # the clipped share is TRL's own completions/clipped_ratio

@@ -15,7 +15,7 @@ Series = Mapping[str, Sequence[tuple[int, float]]]
 
 # The first of these names a run logged is its accuracy / clipped share.
 ACCURACY_KEYS = ("rewards/accuracy/mean", "diagnostics/accuracy")
-CLIPPED_KEYS = ("diagnostics/clipped_share", "completions/clipped_ratio")
+CLIPPED_KEYS = ("completions/clipped_ratio",)
 FIGURE_COLUMNS = (
     "steps", "reward_final", "reward_best", "reward_best_step", "accuracy_final", "accuracy_best",
     "length_final", "clipped_final", "drift_final", "gpu_hours", "cost_usd",

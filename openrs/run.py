@@ -85,7 +85,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     from transformers import PrinterCallback, set_seed
     from trl import GRPOTrainer
 
-    from openrs import checkpoints, data, disk, models, steptime, tb, tracking
+    from openrs import checkpoints, data, disk, models, tb, tracking
     from openrs.grpo_config import SEED_GAPS, run_precision, to_grpo_config
     from openrs.rewards import build_reward_funcs
 
@@ -99,11 +99,8 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
 
     # Validates every term's parameters before anything heavy loads.
     reward_funcs, _ = build_reward_funcs(dataclasses.asdict(cfg.reward))
-    monitor = clock = None
-    if cfg.diagnostics.enabled:  # diagnostics ride along a reward call (see openrs.tb); no term is added
-        reward_funcs, monitor = tb.build_monitoring(cfg, run_dir, reward_funcs)
-        clock = steptime.PhaseClock()  # generation and reward seconds per round (see openrs.steptime)
-        reward_funcs = clock.wrap(reward_funcs)
+    # Diagnostics, phase times and cost ride along the reward calls; HParams and samples go to TensorBoard (openrs.tb).
+    reward_funcs, monitors = tb.build_monitoring(cfg, run_dir, reward_funcs)
     grpo_config = to_grpo_config(cfg, run_dir)
     precision = run_precision(cfg)
     dataset = data.load_problems(cfg.dataset)  # before the model: a bad dataset fails before any model loads
@@ -124,12 +121,12 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
             tracking.ProgressLogCallback(),
             checkpoints.CompleteMarkerCallback(cfg.grpo.keep_full_state),
             disk.DiskSpaceCallback(RunDir(run_dir).checkpoints, deepspeed=bool(cfg.hardware.deepspeed)),
-            *([monitor] if monitor else []),
-            *([clock] if clock else []),
+            *monitors,
         ],
     )
-    if monitor:
-        monitor.bind(trainer)
+    for cb in monitors:
+        if isinstance(cb, tb.TensorBoardRecords):
+            cb.bind(trainer)
     trainer.remove_callback(PrinterCallback)  # one compact line per log step instead of the full dict
     if grpo_config.process_index == 0:
         ds = getattr(trainer.args, "hf_deepspeed_config", None)  # set by TrainingArguments when deepspeed is on

@@ -52,12 +52,6 @@ def test_boxed_answers_balance_braces():
     assert not d.has_boxed_answer("the answer is 42")
 
 
-def test_clipped_share_counts_completions_at_the_budget():
-    assert d.clipped_share([24, 10, 24, 30], max_len=24) == 0.75
-    assert d.clipped_share([1, 2, 3], max_len=24) == 0.0
-    assert d.clipped_share([], max_len=24) == 0.0
-
-
 def test_batch_diagnostics_shares():
     texts = [
         "think\n</think>\nso \\boxed{7}",
@@ -65,11 +59,4 @@ def test_batch_diagnostics_shares():
         "no tags, cut off mid",
         "still no tags",
     ]
-    out = d.batch_diagnostics(texts, lengths=[5, 6, 24, 24], max_len=24)
-    assert out == {
-        "lang_drift_share": 0.25,
-        "think_closed_share": 0.5,
-        "boxed_share": 0.5,
-        "clipped_share": 0.5,
-    }
-    assert "clipped_share" not in d.batch_diagnostics(texts)  # no token counts, no clipped share
+    assert d.batch_diagnostics(texts) == {"lang_drift_share": 0.25, "think_closed_share": 0.5, "boxed_share": 0.5}

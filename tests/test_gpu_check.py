@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from openrs import steptime
+from openrs import observe as steptime
 from openrs.gpu_check import cli, measure, plan, projection
 from openrs.gpu_check.projection import GpuSpec, ModelCost, PhaseTimes, StepShape
 

@@ -138,7 +138,7 @@ def test_trl_loss_is_the_seeds_global_token_mean(tmp_path):
 
     cfg = to_run_config(
         compose(["experiment=smoke", "parity=seed", "grpo.beta=0.04", "grpo.max_steps=1", "grpo.temperature=0.7",
-                 "hardware.per_device_train_batch_size=2", "grpo.num_generations=2", "diagnostics.enabled=false"])
+                 "hardware.per_device_train_batch_size=2", "grpo.num_generations=2", "diagnostics.text=false"])
     )
     trainer = build_trainer(cfg, tmp_path / "run")
     model = trainer.model

@@ -51,7 +51,7 @@ def test_bf16_single_rank_step_at_lr_1e6_changes_the_weights(tmp_path):
                 "optimizer.max_grad_norm=0",
                 "grpo.max_steps=1",
                 "grpo.save_steps=1000",
-                "diagnostics.enabled=false",
+                "diagnostics.text=false",
             ]
         )
     )

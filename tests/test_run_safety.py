@@ -144,7 +144,7 @@ def test_full_disk_save_fails_cleanly_and_the_run_resumes_once_space_is_back(sma
 
     run_dir = small_disk / "run"
     cfg = lambda steps: to_run_config(compose(["experiment=smoke", f"grpo.max_steps={steps}", "grpo.save_steps=2",  # noqa: E731
-                                                "diagnostics.enabled=false"]))  # fmt: skip
+                                                "diagnostics.text=false"]))  # fmt: skip
     run_training(cfg(2), run_dir)
     ckpt2 = run_dir / "checkpoints" / "checkpoint-2"
     kept = snapshot(ckpt2)

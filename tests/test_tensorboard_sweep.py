@@ -15,8 +15,8 @@ PER_STEP_TAGS = [  # TensorBoard tags every log step must carry (logging_steps=1
     "train/reward", "train/reward_std", "train/rewards/format/mean", "train/rewards/cosine/std",
     "train/completions/mean_length", "train/completions/max_length", "train/completions/clipped_ratio",
     "train/learning_rate", "train/entropy", "train/diagnostics/lang_drift_share",
-    "train/diagnostics/think_closed_share", "train/diagnostics/boxed_share", "train/diagnostics/clipped_share",
-    "train/diagnostics/accuracy", "train/perf/step_seconds", "train/perf/generated_tokens_per_s",
+    "train/diagnostics/think_closed_share", "train/diagnostics/boxed_share", "train/completions/clipped_ratio",
+    "train/diagnostics/accuracy", "train/step_time", "train/perf/generation_tokens_per_s",
     "train/cost/gpu_hours", "train/cost/usd",
 ]  # fmt: skip
 

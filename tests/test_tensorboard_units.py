@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from openrs import figures, hparams, tb
+from openrs import figures, hparams, observe, tb
 from openrs.config import compose, to_run_config
 from openrs.tracking import summarize
 
@@ -22,31 +20,31 @@ class FakeTerm:
         return [1.0 if "</think>" in c else 0.0 for c in completions]
 
 
-def test_observed_reward_keeps_name_and_values_and_logs_diagnostics():
-    logged: dict[str, float] = {}
-    observer = tb.DiagnosticsObserver(max_len=4, drift_min_letters=2)
+def test_observed_rewards_keep_names_and_values_and_log_a_round(monkeypatch):
+    """Every term wrapped, same names and values; the last one logs the round's diagnostics, phases and cost."""
+    clock = {"perf": 10.0, "wall": 1000.0}
+    monkeypatch.setattr(observe.time, "perf_counter", lambda: clock["perf"])
+    monkeypatch.setattr(observe.time, "time", lambda: clock["wall"])
+    observer = observe.RewardObserver(max_len=4, drift_min_letters=2, num_gpus=4, price_per_gpu_hour=2.0)
+    observer.on_train_begin(None, SimpleNamespace(log_history=[{"cost/gpu_hours": 1.5}]), None)
     funcs = observer.wrap([FakeTerm(), FakeTerm()])
-    assert (
-        len(funcs) == 2
-        and isinstance(funcs[1], tb.ObservedReward)
-        and not isinstance(funcs[0], tb.ObservedReward)
-    )
-    assert funcs[1].__name__ == "format"
+    assert [type(f) for f in funcs] == [observe.ObservedReward] * 2 and funcs[1].__name__ == "format"
+    observer.on_step_begin(None, None, None)
+    clock["perf"] += 3.0  # generation
+    clock["wall"] += 1800.0  # half an hour on 4 GPUs since the (resumed) start
     completions = ["a\n</think>\n\\boxed{1}", "中文中文", "x", "y"]
-    scores = funcs[1](
-        prompts=["p"] * 4,
-        completions=completions,
-        completion_ids=[[1] * 4, [1] * 2, [1] * 4, [1]],
-        log_metric=logged.__setitem__,
-    )
-    assert scores == FakeTerm()(completions=completions)
+    logged: dict[str, float] = {}
+    kwargs = {"completion_ids": [[1] * 4, [1] * 2, [1] * 4, [1]], "log_metric": logged.__setitem__}
+    assert funcs[0](prompts=["p"] * 4, completions=completions, **kwargs) == FakeTerm()(completions=completions)
+    clock["perf"] += 1.0  # the reward functions
+    funcs[1](prompts=["p"] * 4, completions=completions, **kwargs)
     assert logged == {
-        "diagnostics/lang_drift_share": 0.25,
-        "diagnostics/think_closed_share": 0.25,
-        "diagnostics/boxed_share": 0.25,
-        "diagnostics/clipped_share": 0.5,
-    }
-    assert observer.take_generated_tokens() == 11 and observer.take_generated_tokens() == 0
+        "diagnostics/lang_drift_share": 0.25, "diagnostics/think_closed_share": 0.25, "diagnostics/boxed_share": 0.25,
+        observe.GENERATION_KEY: 3.0, observe.REWARD_KEY: 1.0, observe.TOKENS_KEY: 11 / 3.0,
+        "cost/gpu_hours": pytest.approx(3.5), "cost/usd": pytest.approx(7.0),
+    }  # fmt: skip
+    assert observer.last_batch.rewards == {"format": [1.0, 0.0, 0.0, 0.0]}
+    assert "format=1.000" in tb.samples_markdown(observer.last_batch, 2)
 
 
 def test_accuracy_comes_from_the_verifier_terms_verdicts():
@@ -60,9 +58,25 @@ def test_accuracy_comes_from_the_verifier_terms_verdicts():
             ]
 
     logged: dict[str, float] = {}
-    funcs = tb.DiagnosticsObserver(max_len=None).wrap([VerifiedTerm(), FakeTerm()])
-    funcs[-1](completions=["= 7", "= 8", "= 7"], solution=["7", "7", "?"], log_metric=logged.__setitem__)
+    funcs = observe.RewardObserver(max_len=None).wrap([VerifiedTerm(), FakeTerm()])
+    kwargs = {"solution": ["7", "7", "?"], "log_metric": logged.__setitem__}
+    for f in funcs:
+        f(completions=["= 7", "= 8", "= 7"], **kwargs)
     assert logged["diagnostics/accuracy"] == 0.5  # the row with an unparseable gold does not count
+
+
+def test_phase_seconds_split_the_step():
+    rec = {"step_time": 10.0, observe.GENERATION_KEY: 3.0, observe.REWARD_KEY: 1.0}
+    assert observe.phase_seconds(rec, rounds_per_step=2) == {"generation": 6.0, "reward": 2.0, "loss": 2.0,
+                                                              "step_time": 10.0}  # fmt: skip
+    assert observe.phase_seconds({"step_time": 10.0})["loss"] is None
+
+
+def test_reward_models_are_left_alone():
+    from torch import nn
+
+    funcs = [nn.Linear(1, 1), lambda prompts=None, completions=None, **kw: [0.0]]
+    assert observe.RewardObserver(max_len=None).wrap(funcs) == funcs
 
 
 @pytest.mark.parametrize(
@@ -127,33 +141,6 @@ def test_summary_holds_the_headline_figures():
     summary = summarize(history)
     assert summary["figures"]["reward_final"] == pytest.approx(sum(range(11, 21)) / 10)
     assert summary["figures"]["steps"] == 20 and summary["figures"]["length_final"] == 10.0
-
-
-class FakeTrainer:
-    def __init__(self) -> None:
-        from collections import defaultdict
-
-        self._metrics = {"train": defaultdict(list)}
-        self.callback_handler = SimpleNamespace(callbacks=[])
-
-
-def test_cost_accumulates_gpu_hours_at_the_preset_price_and_continues_after_resume(
-    tmp_path: Path, monkeypatch
-):
-    clock = [1000.0]
-    monkeypatch.setattr(tb.time, "time", lambda: clock[0])
-    cb = tb.RunMonitorCallback(None, {"lr": 1.0}, tmp_path / "tb", num_gpus=4, price_per_gpu_hour=2.0)
-    trainer = FakeTrainer()
-    cb.bind(trainer)
-    args = SimpleNamespace(world_size=1)
-    resumed = SimpleNamespace(log_history=[{"cost/gpu_hours": 1.5, "step": 10}], is_world_process_zero=False)
-    cb.on_train_begin(args, resumed, None)
-    cb.on_step_begin(args, resumed, None)
-    clock[0] += 1800  # half an hour on 4 GPUs
-    cb.on_step_end(args, resumed, None)
-    metrics = trainer._metrics["train"]
-    assert metrics["cost/gpu_hours"] == [pytest.approx(3.5)] and metrics["cost/usd"] == [pytest.approx(7.0)]
-    assert len(metrics["perf/step_seconds"]) == 1 and not math.isnan(metrics["perf/step_seconds"][0])
 
 
 def test_hparams_record_the_learning_rate_that_trains(tmp_path):

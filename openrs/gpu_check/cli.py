@@ -279,7 +279,8 @@ def gpu_run(args: argparse.Namespace) -> int:
 
     in_process = make_plan(cfg.hardware, [] if cfg.hardware.use_cpu else visible_gpus()).in_process
     memory = measure.this_process_memory() if in_process else measure.rank_memory(run_dir)
-    steady = measure.steady_state(steps)
+    runtime = summary.get("train_runtime_s")
+    steady = measure.steady_state(steps, runtime / reached if isinstance(runtime, (int, float)) and reached else None)
     check_shape = plan.shape_of(cfg, prompt_tokens, steady.get("max_length"), steady.get("mean_length"))
     target_cfg, target_shape = _target(prompt_tokens)
     here = _spec_here(args, device)

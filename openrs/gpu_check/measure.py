@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openrs.observe import phase_seconds
 from openrs.run_dir import RunDir
-from openrs.steptime import phase_seconds
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,12 @@ class StepFigures:
     """One optimizer step of the check run (seconds are per step)."""
 
     step: int
-    wall: float | None  # perf/step_seconds: on_step_begin to on_step_end
+    wall: float | None  # per-step wall time: not logged by TRL (see steady_state)
     step_time: float | None  # TRL's step_time: inside training_step
     generation: float | None
     reward: float | None
     loss: float | None  # step_time - generation - reward: the loss forward/backward
-    other: float | None  # wall - step_time: optimizer step, clipping, callbacks
+    other: float | None  # wall - step_time: optimizer step, clipping, callbacks (see steady_state)
     mean_length: float | None  # completion tokens, mean over the step's completions
     max_length: float | None
     clipped_ratio: float | None  # share of completions that hit max_len
@@ -64,12 +64,12 @@ def step_figures(records: list[dict[str, Any]], completions_per_step: int, round
         out.append(
             StepFigures(
                 step=int(rec["step"]),
-                wall=phases["wall"],
+                wall=None,  # TRL logs no per-step wall time; the mean comes from train_runtime (steady_state)
                 step_time=phases["step_time"],
                 generation=phases["generation"],
                 reward=phases["reward"],
                 loss=phases["loss"],
-                other=phases["other"],
+                other=None,
                 mean_length=mean_length,
                 max_length=_number(rec, "completions/max_length"),
                 clipped_ratio=_number(rec, "completions/clipped_ratio"),
@@ -80,8 +80,12 @@ def step_figures(records: list[dict[str, Any]], completions_per_step: int, round
     return out
 
 
-def steady_state(steps: list[StepFigures]) -> dict[str, float | None]:
-    """Means over the steps after the first (it pays for CUDA kernels, allocator growth and caches), or the one step."""
+def steady_state(steps: list[StepFigures], wall_per_step: float | None = None) -> dict[str, float | None]:
+    """Means over the steps after the first (it pays for CUDA kernels, allocator growth and caches), or the one step.
+
+    ``wall_per_step`` (the Trainer's ``train_runtime`` over the steps) gives the wall time and, beside TRL's
+    ``step_time``, the rest of a step ("other": optimizer step, clipping, callbacks), as a mean over every step.
+    """
     timed = steps[1:] or steps
     keys = ("wall", "step_time", "generation", "reward", "loss", "other", "mean_length", "max_length", "completion_tokens")
 
@@ -90,6 +94,9 @@ def steady_state(steps: list[StepFigures]) -> dict[str, float | None]:
         return statistics.fmean(values) if values and None not in values else None
 
     out = {k: mean(k) for k in keys}
+    if wall_per_step is not None:
+        out["wall"] = wall_per_step
+        out["other"] = max(0.0, wall_per_step - out["step_time"]) if out["step_time"] is not None else None
     gen, tokens = out["generation"], out["completion_tokens"]
     out["generation_tokens_per_s"] = tokens / gen if gen and tokens is not None else None
     out["timed_steps"] = float(len(timed))

@@ -248,10 +248,10 @@ def markdown(r: CheckResult) -> str:
         "Where the seconds come from: `TRL step_time` is TRL 1.16's own `step_time` metric (time inside "
         "`training_step` over the step's micro-steps). TRL's method timings (`trl.extras.profiling`, "
         "`profiling/Time taken: ...`) are sent only to W&B, MLflow or Trackio and never reach the log history, so "
-        "the split is openrs's (`openrs/steptime.py`, logged every run as `perf/generation_seconds` and "
+        "the split is openrs's (`openrs/observe.py`, logged every run as `perf/generation_seconds` and "
         "`perf/reward_seconds` through TRL's `log_metric` hook): generation runs from the micro-step's start "
         "(Trainer callback) to the first reward function's call, reward from there to the last one's return, "
-        "loss fwd/bwd is `step_time` minus both, and other is the step's wall time (`perf/step_seconds`) minus "
+        "loss fwd/bwd is `step_time` minus both, and other is the mean wall time per step (the Trainer's `train_runtime` over the steps) minus "
         "`step_time` (optimizer step, clipping, callbacks). gen tokens/s is completion tokens over the generation "
         "phase.",
         "",
