@@ -1,4 +1,4 @@
-# Two commands do all set-up on a fresh machine: `make demo` (trains the CPU smoke experiment) and
+# Two commands do all set-up on a fresh machine: `make demo` (trains the CPU miniature, experiment=mini) and
 # `make test` (lint + the test suite). Both create .venv and install torch first where none is present.
 VENV ?= .venv
 PY := $(VENV)/bin/python

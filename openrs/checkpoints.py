@@ -15,12 +15,13 @@ whole checkpoints, which would lose the paper's published steps.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 from pathlib import Path
 
 from transformers import TrainerCallback
+
+from openrs.atomic import fsync_tree, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +33,11 @@ _STATE_FILES = ("optimizer.pt",)
 _STATE_DIRS = ("global_step*",)
 
 
-def _fsync_tree(path: Path) -> None:
-    for file in path.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as fh:
-                os.fsync(fh.fileno())
-
-
 def mark_complete(checkpoint_dir: Path) -> None:
     """Flush a finished checkpoint to disk, then atomically add its marker."""
     checkpoint_dir = Path(checkpoint_dir)
-    _fsync_tree(checkpoint_dir)
-    tmp = checkpoint_dir / f".{MARKER}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write("ok\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, checkpoint_dir / MARKER)
+    fsync_tree(checkpoint_dir)
+    write_text_atomic(checkpoint_dir / MARKER, "ok\n")
 
 
 def checkpoint_step(path: Path) -> int | None:

@@ -13,7 +13,7 @@ sweeps alike), reads its scalars with tensorboard's own ``EventAccumulator``, an
   ``significance.json``,
 
 into ``out`` (default: the first dir). Runs still training are read as far as their events go.
-The figures come from :func:`openrs.figures.headline`, which also fills ``summary.json``.
+The figures come from :func:`openrs.run_summary.headline`, which also fills ``summary.json``.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from openrs import figures, hparams, significance
+from openrs import hparams, run_summary, significance
 from openrs.atomic import write_json_atomic
 from openrs.run_dir import RunDir
 
-ALIASES = {"accuracy": figures.ACCURACY_KEYS, "clipped": figures.CLIPPED_KEYS}
+ALIASES = {"accuracy": run_summary.ACCURACY_KEYS, "clipped": run_summary.CLIPPED_KEYS}
 COLUMNS = {  # figure -> table header
     "steps": "steps", "reward_final": "reward", "reward_best": "best", "accuracy_final": "acc",
     "accuracy_best": "best acc", "length_final": "length", "clipped_final": "clipped", "drift_final": "drift",
@@ -120,7 +120,7 @@ def _relative(path: Path, roots: Sequence[Path]) -> str:
 
 def table_rows(runs: Sequence[Run], window: int) -> list[dict[str, Any]]:
     return [
-        {"run": r.label, "status": r.status, **figures.headline(r.series, window), "run_dir": str(r.run_dir)}
+        {"run": r.label, "status": r.status, **run_summary.headline(r.series, window), "run_dir": str(r.run_dir)}
         for r in runs
     ]
 
@@ -144,7 +144,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    keys = ["run", "status", *figures.FIGURE_COLUMNS, "run_dir"]
+    keys = ["run", "status", *run_summary.FIGURE_COLUMNS, "run_dir"]
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()

@@ -13,7 +13,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from openrs.config_checks import require
+from openrs.config_base import require
 from openrs.config_groups import (  # noqa: F401 - the schema's names, importable from here
     ArithmeticConfig,
     DatasetConfig,

@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from openrs.config_checks import require
+from openrs.config_base import require
 from openrs.config_model import MiniArithConfig
 
 
@@ -93,6 +93,10 @@ class DatasetConfig:
 
 @dataclass
 class LoraConfig:
+    """peft.LoraConfig's own arguments, built by Hydra's ``instantiate`` (``_target_``)."""
+
+    _target_: str = "peft.LoraConfig"
+    task_type: str = "CAUSAL_LM"
     r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05

@@ -11,7 +11,7 @@ from enum import Enum
 
 from omegaconf import MISSING
 
-from openrs.config_checks import require
+from openrs.config_base import require
 
 
 class DType(str, Enum):

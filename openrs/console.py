@@ -1,4 +1,4 @@
-"""What a person reads on the console: a short header, one line per step (tracking), the result.
+"""What a person reads on the console: a short header, one line per step, the result.
 
 The full resolved config goes to the run dir (``.hydra/config.yaml``), not the console; the noise of the
 libraries underneath (progress bars of data preparation and weight loading, a deprecation warning TRL triggers
@@ -10,7 +10,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from transformers import TrainerCallback
+
 from openrs.config import RunConfig
+from openrs.config_base import value_of
 
 
 def header(cfg: RunConfig, run_dir: Path) -> str:
@@ -20,11 +23,11 @@ def header(cfg: RunConfig, run_dir: Path) -> str:
     model = cfg.model.name_or_path + (built if cfg.model.tiny is not None else "")
     if cfg.model.revision:
         model += f"@{cfg.model.revision}"
-    source = getattr(cfg.dataset.source, "value", cfg.dataset.source)
+    source = value_of(cfg.dataset.source)
     data = cfg.dataset.path or source
     terms = " + ".join(f"{name} x{t.weight:g}" for name, t in cfg.reward.terms.items())
     ranks = f"{hw.num_processes} rank{'s' if hw.num_processes != 1 else ''}"
-    vllm = f", vLLM {getattr(hw.vllm_mode, 'value', hw.vllm_mode)}" if hw.use_vllm else ""
+    vllm = f", vLLM {value_of(hw.vllm_mode)}" if hw.use_vllm else ""
     steps = f"{g.max_steps} steps" if g.max_steps > 0 else f"{g.num_train_epochs:g} epochs"
     return (
         f"openrs: experiment {cfg.experiment} | model {model} | hardware {hw.name} ({ranks}{vllm})\n"
@@ -32,6 +35,24 @@ def header(cfg: RunConfig, run_dir: Path) -> str:
         f"lr {cfg.optimizer.lr:g}, seed {cfg.seed}\n"
         f"openrs: run dir {run_dir}"
     )
+
+
+class ProgressLogCallback(TrainerCallback):
+    """One line per log step on the console: step, total reward, each term, completion length."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D401 - transformers hook
+        if not state.is_world_process_zero or not logs or "reward" not in logs:
+            return
+        terms = " ".join(
+            f"{k.split('/')[1]}={v:.3f}"
+            for k, v in logs.items()
+            if k.startswith("rewards/") and k.endswith("/mean")
+        )
+        length = logs.get("completions/mean_length", float("nan"))
+        print(
+            f"step {state.global_step}/{state.max_steps}  reward={logs['reward']:.3f}  {terms}  len={length:.1f}",
+            flush=True,
+        )
 
 
 def result(summary: dict) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openrs.config import CONF_DIR, RunConfig
+from openrs.config_base import value_of
 from openrs.errors import UsageError
 from openrs.precision import PrecisionPlan, precision_plan
 from openrs.run_dir import RunDir
@@ -30,11 +31,6 @@ SEED_GAPS: tuple[str, ...] = (
     "generation: vLLM 0.7.2 (V0 engine, weights loaded in-process) vs vLLM 0.22-0.31 (V1 engine, weights sent "
     "over NCCL); sampling streams differ",
 )
-
-
-def _value(x: Any) -> Any:
-    """Plain value of an Enum field."""
-    return getattr(x, "value", x)
 
 
 def deepspeed_path(cfg: RunConfig) -> Path | None:
@@ -99,7 +95,7 @@ def to_grpo_config(cfg: RunConfig, run_dir: Path) -> GRPOConfig:
     if hw.use_vllm:
         vllm = {
             "use_vllm": True,
-            "vllm_mode": _value(hw.vllm_mode),
+            "vllm_mode": value_of(hw.vllm_mode),
             "vllm_gpu_memory_utilization": hw.vllm_gpu_memory_utilization,
             "vllm_max_model_length": vllm_max_model_length(cfg),
             "vllm_server_host": hw.vllm_server_host,
@@ -143,17 +139,17 @@ def to_grpo_config(cfg: RunConfig, run_dir: Path) -> GRPOConfig:
         beta=g.beta,
         epsilon=g.epsilon,
         epsilon_high=g.epsilon_high,
-        loss_type=_value(g.loss_type),
-        scale_rewards=_value(g.scale_rewards),
+        loss_type=value_of(g.loss_type),
+        scale_rewards=value_of(g.scale_rewards),
         num_iterations=g.num_iterations,
         mask_truncated_completions=g.mask_truncated_completions,
         vllm_importance_sampling_correction=g.importance_sampling_correction,
         use_bias_correction_kl=g.bias_corrected_kl,
-        reward_weights=[float(t.weight) for t in cfg.reward.terms.values()],
+        reward_weights=cfg.reward.weights(),
         max_steps=g.max_steps,
         num_train_epochs=g.num_train_epochs,
         # checkpoints and logging
-        save_strategy=_value(g.save_strategy),
+        save_strategy=value_of(g.save_strategy),
         save_steps=g.save_steps,
         save_total_limit=g.save_total_limit,
         logging_steps=g.logging_steps,

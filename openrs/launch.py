@@ -16,11 +16,9 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,28 +127,6 @@ def weights_digest(model: Any) -> str:
     return h.hexdigest()
 
 
-class _PreemptRelay:
-    """In the launcher: on the preemption signal, tell the ranks (stop file), then chain to submitit's handler."""
-
-    def __init__(self, stop_file: Path) -> None:
-        from openrs.preemption import preemption_signal
-
-        self.stop_file, self.signum, self.requested = stop_file, preemption_signal(), False
-        current = signal.getsignal(self.signum)
-        self.chained: Callable[..., Any] | None = current if callable(current) else None
-        signal.signal(self.signum, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        log.warning("preemption signal: asking the ranks to checkpoint and stop")
-        self.requested = True
-        self.stop_file.touch()
-
-    def hand_over(self) -> None:
-        if self.chained is not None:
-            self.chained(self.signum, None)  # submitit: requeue, exit
-        raise SystemExit(1)
-
-
 def _supervise(procs: list[subprocess.Popen], server: VllmServer | None = None, poll_s: float = 0.5) -> list[int]:
     """Wait for all ranks; if one fails or the server exits, kill the others (they would hang in a collective)."""
     while True:
@@ -207,6 +183,39 @@ def _check_reports(run_dir: RunDir, num_ranks: int) -> None:
         raise RuntimeError(f"ranks disagree on the final weights: {[r['weights_digest'][:12] for r in reports]}")
 
 
+def _with_ports(cfg: RunConfig, plan: LaunchPlan) -> RunConfig:
+    """The config with this job's free ports (and the plan's backend) filled in."""
+    hw = pick_ports(dataclasses.replace(cfg.hardware, ddp_backend=plan.backend), bool(plan.vllm_devices))
+    log.info("ports: torch distributed %d%s", hw.master_port,
+             f", vLLM server {hw.vllm_server_port}, weight sync {hw.vllm_group_port}" if plan.vllm_devices else "")  # fmt: skip
+    return dataclasses.replace(cfg, hardware=hw)
+
+
+def _server(cfg: RunConfig, plan: LaunchPlan, paths: RunDir) -> VllmServer | None:
+    """The vLLM server on the plan's server GPUs, or None (colocated or no vLLM)."""
+    if not plan.vllm_devices:
+        return None
+    hw = cfg.hardware
+    return VllmServer(
+        vllm_serve_command(cfg, hw.vllm_server_port), plan.vllm_devices, hw.vllm_server_host,
+        hw.vllm_server_port, paths.vllm_log, hw.vllm_server_timeout_s,
+    )  # fmt: skip
+
+
+def _relay_preemption(stop_file: Path) -> Any:
+    """On submitit's signal the ranks checkpoint at the end of the step and stop (stop file); the returned
+    PreemptSignal hands over to submitit once they have."""
+    from openrs.preemption import PreemptSignal
+
+    def tell_ranks() -> None:
+        log.warning("preemption signal: asking the ranks to checkpoint and stop")
+        stop_file.touch()
+
+    relay = PreemptSignal()
+    relay.install(tell_ranks)
+    return relay
+
+
 def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[int, ...] = ()) -> dict[str, Any]:
     """Spawn the ranks (and the vLLM server), supervise them, check that the ranks agree, return the summary.
 
@@ -216,24 +225,14 @@ def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[
 
     _prepare_run_dir(cfg, run_dir)
     paths = RunDir(run_dir)
-    hw = pick_ports(dataclasses.replace(cfg.hardware, ddp_backend=plan.backend), bool(plan.vllm_devices))
-    cfg = dataclasses.replace(cfg, hardware=hw)
-    log.info("ports: torch distributed %d%s", hw.master_port,
-             f", vLLM server {hw.vllm_server_port}, weight sync {hw.vllm_group_port}" if plan.vllm_devices else "")  # fmt: skip
-    server = None
-    if plan.vllm_devices:
-        server = VllmServer(
-            vllm_serve_command(cfg, hw.vllm_server_port), plan.vllm_devices, hw.vllm_server_host,
-            hw.vllm_server_port, paths.vllm_log, hw.vllm_server_timeout_s,
-        )  # fmt: skip
-    config_path = paths.rank_config
-    OmegaConf.save(OmegaConf.structured(cfg), config_path)  # the ranks' config, ports included
-    stop_file = paths.stop_file
-    relay = _PreemptRelay(stop_file)
+    cfg = _with_ports(cfg, plan)
+    OmegaConf.save(OmegaConf.structured(cfg), paths.rank_config)  # the ranks' config, ports included
+    relay = _relay_preemption(paths.stop_file)
+    server = _server(cfg, plan, paths)
     with server or nullcontext():
         log.info("starting %d ranks (%s backend) in %s", plan.num_ranks, plan.backend, run_dir)
         procs = [
-            subprocess.Popen(rank_command(config_path, run_dir), env=rank_env(plan, r, hw.master_port, stop_file), preexec_fn=_child_setup, pass_fds=keep_open)  # fmt: skip
+            subprocess.Popen(rank_command(paths.rank_config, run_dir), env=rank_env(plan, r, cfg.hardware.master_port, paths.stop_file), preexec_fn=_child_setup, pass_fds=keep_open)  # fmt: skip
             for r in range(plan.num_ranks)
         ]
         codes = _supervise(procs, server)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from openrs.config_base import value_of
 from openrs.errors import UsageError
 
 
@@ -33,13 +34,9 @@ class PrecisionPlan:
         return asdict(self)
 
 
-def _value(x: Any) -> str:
-    return str(getattr(x, "value", x))
-
-
 def precision_plan(model_dtype: Any, bf16: bool, deepspeed: str | None, offload_optimizer: bool = False) -> PrecisionPlan:
     """The plan for a model dtype (``model.dtype``), mixed precision (``hardware.bf16``) and DeepSpeed config."""
-    dtype = _value(model_dtype)
+    dtype = str(value_of(model_dtype))
     if bf16 and deepspeed:  # DeepSpeed's bf16 mode casts the module to bf16 anyway: load it so
         where = "host memory (ZeRO optimizer offload)" if offload_optimizer else "the GPU (ZeRO)"
         return PrecisionPlan("bfloat16", "bf16 weights", f"float32 in the DeepSpeed optimizer, in {where}")

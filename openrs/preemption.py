@@ -29,40 +29,69 @@ def preemption_signal() -> int:
     return int(getattr(signal, f"SIG{name}", signal.SIGUSR2))
 
 
+class PreemptSignal:
+    """The preemption signal, taken over in front of the handler found there (submitit's, which requeues).
+
+    The one place that chains to submitit: the training process (PreemptionCallback) and the rank launcher
+    (openrs.launch) both note the signal here, do their part, then :meth:`hand_over`.
+    """
+
+    def __init__(self) -> None:
+        self.signum = preemption_signal()
+        self.requested = False
+        self.chained: Callable[..., Any] | None = None
+
+    def install(self, on_signal: Callable[[], None]) -> bool:
+        """Handle the signal by setting :attr:`requested` and calling ``on_signal``; False off the main thread
+        (Python handles signals only there)."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        current = signal.getsignal(self.signum)
+        self.chained = current if callable(current) else None
+
+        def handler(signum: int, frame: Any) -> None:
+            self.requested = True
+            on_signal()
+
+        signal.signal(self.signum, handler)
+        return True
+
+    def hand_over(self) -> None:
+        """Run the chained handler (submitit: requeue and exit); without one, exit."""
+        if self.chained is not None:
+            self.chained(self.signum, None)
+        raise SystemExit(1)
+
+
 class PreemptionCallback(TrainerCallback):
     """Stop at the end of the current step with a checkpoint once preemption has been requested."""
 
     def __init__(self, stop_file: Path | None = None) -> None:
         self.stop_file = Path(stop_file) if stop_file else None
-        self.requested = False  # this process got the signal
+        self.signal = PreemptSignal()
         self.stopped = False  # training ended because of it (a checkpoint was saved)
         self.training = False
-        self._chained: Callable[..., Any] | None = None
-        self._signum = preemption_signal()
+
+    @property
+    def requested(self) -> bool:
+        """This process got the signal."""
+        return self.signal.requested
 
     # -- signal side ---------------------------------------------------------------------------------
     def install(self) -> None:
         """Take over the preemption signal; the handler found there (submitit's) runs after the save."""
-        import threading
+        self.signal.install(self._on_signal)
 
-        if threading.current_thread() is not threading.main_thread():
-            return  # signals can only be handled on the main thread
-        current = signal.getsignal(self._signum)
-        if callable(current):
-            self._chained = current
-        signal.signal(self._signum, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        log.warning("preemption signal %s: checkpoint at the end of this step, then requeue", signum)
-        self.requested = True
+    def _on_signal(self) -> None:
+        log.warning("preemption signal %s: checkpoint at the end of this step, then requeue", self.signal.signum)
         if not self.training:  # nothing to save (loading, or already done): hand over now
             self.hand_over()
 
     def hand_over(self) -> None:
         """Run the chained handler (submitit: requeue and exit); without one, exit."""
-        if self._chained is not None:
-            self._chained(self._signum, None)
-        raise SystemExit(1)
+        self.signal.hand_over()
 
     # -- trainer side --------------------------------------------------------------------------------
     def _stop_wanted(self, args: Any) -> bool:

@@ -23,20 +23,12 @@ log = logging.getLogger("openrs.train")
 
 
 def to_peft_config(cfg: RunConfig) -> Any:
-    """peft.LoraConfig for TRL's ``peft_config``, or None for full fine-tuning."""
+    """peft.LoraConfig for TRL's ``peft_config`` (Hydra builds it from ``peft.lora``), or None for full fine-tuning."""
     if not cfg.peft.enabled:
         return None
-    from peft import LoraConfig
+    from hydra.utils import instantiate
 
-    lora = cfg.peft.lora
-    return LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.lora_alpha,
-        lora_dropout=lora.lora_dropout,
-        target_modules=list(lora.target_modules),
-        bias=lora.bias,
-        task_type="CAUSAL_LM",
-    )
+    return instantiate(dataclasses.asdict(cfg.peft.lora), _convert_="all")
 
 
 def _size_threads(cfg: RunConfig) -> None:
@@ -85,7 +77,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     from transformers import PrinterCallback, set_seed
     from trl import GRPOTrainer
 
-    from openrs import checkpoints, data, disk, models, tb, tracking
+    from openrs import checkpoints, console, data, disk, metrics_log, models, provenance, tb
     from openrs.grpo_config import SEED_GAPS, run_precision, to_grpo_config
     from openrs.rewards import build_reward_funcs
 
@@ -98,7 +90,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     set_seed(cfg.seed)
 
     # Validates every term's parameters before anything heavy loads.
-    reward_funcs, _ = build_reward_funcs(dataclasses.asdict(cfg.reward))
+    reward_funcs, _ = build_reward_funcs(cfg.reward)  # the weights go to GRPOConfig (cfg.reward.weights())
     # Diagnostics, phase times and cost ride along the reward calls; HParams and samples go to TensorBoard (openrs.tb).
     reward_funcs, monitors = tb.build_monitoring(cfg, run_dir, reward_funcs)
     grpo_config = to_grpo_config(cfg, run_dir)
@@ -117,8 +109,8 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
         processing_class=tokenizer,
         peft_config=to_peft_config(cfg),
         callbacks=[
-            tracking.MetricsFileCallback(RunDir(run_dir).metrics),
-            tracking.ProgressLogCallback(),
+            metrics_log.MetricsFileCallback(RunDir(run_dir).metrics),
+            console.ProgressLogCallback(),
             checkpoints.CompleteMarkerCallback(cfg.grpo.keep_full_state),
             disk.DiskSpaceCallback(RunDir(run_dir).checkpoints, deepspeed=bool(cfg.hardware.deepspeed)),
             *monitors,
@@ -130,7 +122,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     trainer.remove_callback(PrinterCallback)  # one compact line per log step instead of the full dict
     if grpo_config.process_index == 0:
         ds = getattr(trainer.args, "hf_deepspeed_config", None)  # set by TrainingArguments when deepspeed is on
-        tracking.write_provenance(
+        provenance.write_provenance(
             run_dir,
             cfg.hardware,
             extra={
@@ -160,7 +152,8 @@ def run_training(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer | None = No
     Every start resumes, whatever ended the previous one (kill, requeue, time limit). On submitit's
     preemption signal the run saves a checkpoint at the end of the step and hands over to submitit.
     """
-    from openrs import checkpoints, disk, resume, tracking
+    from openrs import checkpoints, disk, resume, run_summary
+    from openrs.atomic import write_json_atomic
     from openrs.preemption import STOP_FILE_ENV, PreemptionCallback
 
     run_dir = Path(run_dir)
@@ -191,7 +184,7 @@ def run_training(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer | None = No
             preempt.hand_over()  # submitit requeues the job and this process exits
         return {"preempted": True, "global_step": trainer.state.global_step, "run_dir": str(run_dir)}
 
-    summary = tracking.summarize(trainer.state.log_history)
+    summary = run_summary.summarize(trainer.state.log_history)
     summary.update(
         {
             "experiment": cfg.experiment,
@@ -204,7 +197,7 @@ def run_training(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer | None = No
         summary["resumed_from"] = str(resume_from)
     save_final(trainer, RunDir(run_dir).final)
     if trainer.is_world_process_zero():
-        tracking.write_json_atomic(RunDir(run_dir).summary, summary)
+        write_json_atomic(RunDir(run_dir).summary, summary)
     log.info("done: %d steps, run dir %s", trainer.state.global_step, run_dir)
     return summary
 
@@ -216,6 +209,7 @@ def save_final(trainer: GRPOTrainer, final_dir: Path) -> None:
     import shutil
 
     from openrs import disk
+    from openrs.atomic import publish_dir
 
     staging = final_dir.with_name(final_dir.name + ".partial")
     try:
@@ -232,6 +226,4 @@ def save_final(trainer: GRPOTrainer, final_dir: Path) -> None:
                 ) from exc
         raise
     if trainer.is_world_process_zero():
-        if final_dir.exists():
-            shutil.rmtree(final_dir)
-        staging.rename(final_dir)
+        publish_dir(staging, final_dir)

@@ -100,8 +100,9 @@ def compare_arms(evals: Sequence[RunEval], control: str | None = None) -> tuple[
     lines, rows = [], []
     for benchmark, arms in group_arms(evals).items():
         lines.append(f"{benchmark}: pass@1 in points; paired 95% CI over problems, sign-flip p-value")
-        ref = _pick_control(arms, control)
+        controls = _controls(arms, control)
         for arm in arms.values():
+            ref = controls.get(arm.name)
             final = arm.pooled("final")
             spread = seed_spread([r.final for r in arm.runs]) if len(arm.runs) > 1 else None
             row: dict[str, Any] = {
@@ -129,13 +130,32 @@ def compare_arms(evals: Sequence[RunEval], control: str | None = None) -> tuple[
     return "\n".join(lines), rows
 
 
-def _pick_control(arms: dict[str, Arm], control: str | None) -> Arm | None:
+def _overrides(arm_name: str) -> dict[str, str]:
+    return dict(o.split("=", 1) for o in arm_name.split(",") if "=" in o)
+
+
+def _controls(arms: dict[str, Arm], control: str | None) -> dict[str, Arm]:
+    """Each arm's control. ``control=key=value`` (``reward=format``): for each arm, the arm with ``key=value``
+    and every other override the same, so a reward x lr sweep tests each reward against the control at its own
+    lr. Any other string must name exactly one arm (a substring of its name), the control of every arm."""
     if control is None:
-        return None
+        return {}
+    key, sep, value = control.partition("=")
+    if sep and "," not in control:
+        by_overrides = {tuple(sorted(_overrides(name).items())): arm for name, arm in arms.items()}
+        out = {}
+        for name in arms:
+            wanted = {**_overrides(name), key: value}
+            if key in _overrides(name):
+                match = by_overrides.get(tuple(sorted(wanted.items())))
+                if match is not None:
+                    out[name] = match
+        if out:
+            return out
     matches = [a for name, a in arms.items() if control in name]
     if len(matches) != 1:
-        raise ValueError(f"control={control!r} must name exactly one arm; arms: {sorted(arms)}")
-    return matches[0]
+        raise ValueError(f"control={control!r} must name exactly one arm, or key=value of a swept key; arms: {sorted(arms)}")
+    return dict.fromkeys(arms, matches[0])
 
 
 def versus(base: dict[str, list[list[bool]]], other: dict[str, list[list[bool]]]) -> dict[str, PairedDifference]:

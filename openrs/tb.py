@@ -13,7 +13,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from openrs import figures, hparams
+from openrs import hparams, run_summary
 from openrs.observe import Batch, RewardObserver
 from openrs.run_dir import RunDir
 
@@ -90,7 +90,7 @@ class TensorBoardRecords(TrainerCallback):
 
     def _finish(self, state) -> None:
         writer = self._writer()
-        figs = figures.headline(figures.series_from_log_history(state.log_history))
+        figs = run_summary.headline(run_summary.series_from_log_history(state.log_history))
         for name, value in figs.items():
             if isinstance(value, (int, float)):
                 writer.add_scalar(f"hparams/{name}", value, state.global_step)

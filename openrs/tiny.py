@@ -16,7 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from openrs.atomic import publish_dir
 from openrs.chat_format import ASSISTANT, BOS, EOS, PAD, THINK_TOKENS, TINY_CHAT_TEMPLATE, USER  # noqa: F401
+from openrs.config_base import value_of
 
 if TYPE_CHECKING:
     import torch
@@ -34,7 +36,7 @@ def _torch_dtype(dtype: object) -> torch.dtype:
     """torch dtype of a ``DType`` value; ``auto`` has no meaning for weights that do not exist yet."""
     import torch
 
-    name = str(getattr(dtype, "value", dtype))
+    name = str(value_of(dtype))
     if name not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"model.tiny.save_dtype={name}: choose float32, bfloat16 or float16")
     return getattr(torch, name)
@@ -171,7 +173,7 @@ def build_tiny_model(
 
 def tiny_model_dir(cfg: TinyModelConfig) -> Path:
     """Build (once) and return the directory holding the tiny model and tokenizer."""
-    settings = {k: getattr(v, "value", v) for k, v in vars(cfg).items() if k != "cache_dir"}
+    settings = {k: value_of(v) for k, v in vars(cfg).items() if k != "cache_dir"}
     settings["recipe"] = TINY_RECIPE_VERSION
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     root = Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "tiny"
@@ -197,11 +199,7 @@ def tiny_model_dir(cfg: TinyModelConfig) -> Path:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / "openrs_tiny.json").write_text(json.dumps(settings, indent=2))
-        try:
-            staging.rename(target)
-        except OSError:
-            if not (target / "config.json").exists():  # lost a race only if the winner finished
-                raise
+        publish_dir(staging, target, finished="config.json")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("built tiny model at %s", target)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from openrs.config import RunConfig
+from openrs.config_base import value_of
 from openrs.grpo_config import vllm_max_model_length
 from openrs.procs import die_with_parent, ignore_stop_signals
 
@@ -45,7 +46,7 @@ def vllm_serve_command(cfg: RunConfig, port: int) -> list[str]:
         "--model", model.name_or_path,
         "--tensor_parallel_size", str(max(1, hw.vllm_gpus)),
         "--gpu_memory_utilization", str(hw.vllm_gpu_memory_utilization),
-        "--dtype", str(getattr(model.dtype, "value", model.dtype)),
+        "--dtype", str(value_of(model.dtype)),
         "--host", hw.vllm_server_host,
         "--port", str(port),
         "--max_model_len", str(vllm_max_model_length(cfg)),

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback
 
 from openrs import minitask
+from openrs.atomic import publish_dir
+from openrs.config_base import value_of
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -102,7 +104,7 @@ def _plain(obj: Any) -> Any:
     """JSON-ready copy of a config dataclass (Enum members as their values)."""
     if dataclasses.is_dataclass(obj):
         return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    return getattr(obj, "value", obj)
+    return value_of(obj)
 
 
 def recipe(model_cfg: ModelConfig) -> dict[str, Any]:
@@ -218,11 +220,7 @@ def _build(model_cfg: ModelConfig, settings: dict[str, Any], root: Path, target:
         report = train_warm_start(model_cfg, staging)
         # The recipe file is written last: its presence marks a finished build.
         (staging / RECIPE_FILE).write_text(json.dumps({**settings, "build": report}, indent=2))
-        try:
-            staging.rename(target)
-        except OSError:
-            if not (target / RECIPE_FILE).exists():  # lost a race only if the winner finished
-                raise
+        publish_dir(staging, target, finished=RECIPE_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("built warm start at %s", target)

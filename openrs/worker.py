@@ -25,7 +25,8 @@ def load_config(path: Path) -> RunConfig:
 
 
 def main(argv: list[str]) -> int:
-    from openrs import console, tracking
+    from openrs import console
+    from openrs.atomic import write_json_atomic
     from openrs.launch import weights_digest
     from openrs.run import build_trainer, run_training
     from openrs.run_dir import RunDir
@@ -37,7 +38,7 @@ def main(argv: list[str]) -> int:
     console.quiet_libraries()
     trainer = build_trainer(cfg, run_dir)
     summary = run_training(cfg, run_dir, trainer)
-    tracking.write_json_atomic(
+    write_json_atomic(
         RunDir(run_dir).rank_report(rank),
         {
             "rank": rank,

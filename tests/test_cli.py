@@ -65,6 +65,8 @@ USER_ERRORS = [
     (["grpo.num_generations=1"], 2, "grpo.num_generations=1: must be >= 2"),
     (["optimizer.warmup_ratio=1.5"], 2, "optimizer.warmup_ratio=1.5: must be in [0, 1)"),
     (["hardware.vllm_gpu_memory_utilization=2"], 2, "hardware.vllm_gpu_memory_utilization=2.0: must be in (0, 1]"),
+    (["reward=cosine", "reward.terms.cosine.params.max_len=-1"], 2, "reward.terms.cosine.params: "),
+    (["reward.verifier.timeout_s=0"], 2, "reward.verifier.timeout_s must be a positive number"),
 ]
 
 

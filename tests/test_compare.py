@@ -148,3 +148,22 @@ def test_unknown_control_names_the_arms(tmp_path):
     with_eval(run, [0, 1], [1, 1])
     with pytest.raises(ValueError, match="control='nope' must name exactly one arm"):
         compare.compare([tmp_path / "r"], compare.CompareConfig(out=str(tmp_path / "o"), control="nope"))
+
+
+def test_key_value_control_is_matched_at_each_arms_other_overrides(tmp_path):
+    """reward x lr: each reward is tested against reward=format at its own lr, not against one control for all."""
+    import json
+
+    root = tmp_path / "sweep"
+    finals = {("format", "1e-4"): 20, ("format", "5e-5"): 40, ("accuracy", "1e-4"): 60, ("accuracy", "5e-5"): 50}
+    for (reward, lr), right in finals.items():
+        for seed in (1, 2):
+            run = fake_run(root / f"lr={lr},reward={reward},seed={seed}", [f"lr={lr}", f"reward={reward}", f"seed={seed}"],
+                           [0.5] * 3)  # fmt: skip
+            with_eval(run, [0] * 100, [1] * right + [0] * (100 - right))
+    compare.compare([root], compare.CompareConfig(out=str(tmp_path / "out"), control="reward=format"))
+    rows = {r["arm"]: r for r in json.loads((tmp_path / "out" / "significance.json").read_text())}
+    assert rows["lr=1e-4,reward=accuracy"]["vs_control"]["control"] == "lr=1e-4,reward=format"
+    assert rows["lr=1e-4,reward=accuracy"]["vs_control"]["difference"] == pytest.approx(0.4)
+    assert rows["lr=5e-5,reward=accuracy"]["vs_control"]["difference"] == pytest.approx(0.1)
+    assert "vs_control" not in rows["lr=1e-4,reward=format"]  # a control is not tested against itself

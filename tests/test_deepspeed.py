@@ -21,8 +21,8 @@ from test_resume import _checkpoints, _kill_when, _logged_steps, _start
 from openrs.checkpoints import MARKER, WEIGHTS_ONLY
 from openrs.config import compose, to_run_config
 from openrs.launch import weights_digest
+from openrs.metrics_log import read_metrics
 from openrs.run_dir import RunDir
-from openrs.tracking import read_metrics
 
 # The smoke experiment on 2 gloo ranks under ZeRO-2; 16 completion tokens keep a step well under a second.
 ZERO2 = [

@@ -190,7 +190,7 @@ def test_checkpoint_without_tokenizer_uses_the_runs_model(
     smoke_run: Path, tiny_dir: Path, tmp_path: Path
 ) -> None:
     """A run whose checkpoint holds weights only and has no final/: the tokenizer comes from .hydra's model."""
-    from openrs.evaluate.cli import run_evaluation
+    from openrs.evaluate.pipeline import run_evaluation
 
     run = tmp_path / "bare"
     ckpt = run / "checkpoints" / "checkpoint-10"

@@ -238,8 +238,8 @@ def test_robust_protocol_samples_per_benchmark_and_keeps_the_seeds_figure(tmp_pa
 
 
 def test_robust_sample_counts_come_from_the_config():
-    from openrs.evaluate.cli import robust_samples
     from openrs.evaluate.config import compose, to_eval_config
+    from openrs.evaluate.pipeline import robust_samples
 
     cfg = to_eval_config(compose(["model=m", "protocol=robust", "n_samples=8"]))
     assert robust_samples(cfg) == {"aime24": 32, "math500": 8, "amc23": 32, "minerva": 8, "olympiadbench": 8}

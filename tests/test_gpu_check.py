@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from openrs import observe as steptime
-from openrs.gpu_check import cli, measure, plan, projection
+from openrs import observe
+from openrs.gpu_check import cli, inputs, measure, plan, projection
 from openrs.gpu_check.projection import GpuSpec, ModelCost, PhaseTimes, StepShape
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,7 +121,7 @@ def test_gpu_names_find_their_published_figures(name, expected):
 
 
 def test_the_target_is_rs3_as_its_preset_composes():
-    cfg, shape = cli._target(prompt_tokens=200)
+    cfg, shape = inputs.target_run(prompt_tokens=200)
     assert cfg.experiment == "rs3" and cfg.grpo.max_steps == 500
     assert cfg.hardware.num_gpus * cfg.hardware.price_per_gpu_hour == pytest.approx(4 * 0.44)
     assert shape == StepShape(rounds=4, completions_per_round=18, decode_steps=3584, completion_tokens=3584,
@@ -187,7 +187,7 @@ def test_the_check_path_trains_the_tiny_model_on_cpu(tmp_path, monkeypatch, deep
     timed = [r for r in records if "step_time" in r]
     assert len(timed) == 2
     for rec in timed:
-        assert rec[steptime.GENERATION_KEY] > 0 and rec[steptime.REWARD_KEY] >= 0
-        assert rec[steptime.GENERATION_KEY] + rec[steptime.REWARD_KEY] <= rec["step_time"]
+        assert rec[observe.GENERATION_KEY] > 0 and rec[observe.REWARD_KEY] >= 0
+        assert rec[observe.GENERATION_KEY] + rec[observe.REWARD_KEY] <= rec["step_time"]
     assert not list((run_dir / "checkpoints").glob("checkpoint-*"))  # save_strategy "no"
     assert math.isfinite(float(text.split("**Projected: ")[1].split(" h")[0].replace(",", "")))

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from openrs.checkpoints import MARKER, WEIGHTS_ONLY, checkpoint_step
-from openrs.tracking import read_metrics
+from openrs.metrics_log import read_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -173,7 +173,7 @@ def test_full_disk_save_fails_cleanly_and_the_run_resumes_once_space_is_back(sma
 
 
 def test_torn_last_line_is_skipped_and_the_next_append_starts_a_new_line(tmp_path, caplog):
-    from openrs.tracking import read_metrics
+    from openrs.metrics_log import read_metrics
 
     path = tmp_path / "metrics.jsonl"
     jsonl.append(path, {"step": 1, "reward": 0.5})

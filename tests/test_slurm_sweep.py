@@ -16,7 +16,7 @@ import pytest
 from slurm_support import SINFO_PROBLEM, wait_for
 
 from openrs.checkpoints import MARKER, checkpoint_step
-from openrs.tracking import read_metrics
+from openrs.metrics_log import read_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,9 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from openrs import figures, hparams, observe, tb
+from openrs import hparams, observe, run_summary, tb
 from openrs.config import compose, to_run_config
-from openrs.tracking import summarize
 
 
 class FakeTerm:
@@ -128,7 +127,7 @@ def test_headline_final_and_best_are_trailing_means():
         "completions/clipped_ratio": [(1, 0.5)],
         "cost/usd": [(1, 0.1), (2, 0.2)],
     }
-    h = figures.headline(series, window=2)
+    h = run_summary.headline(series, window=2)
     assert h["steps"] == 6 and h["reward_final"] == 0.0
     assert h["reward_best"] == 3.0 and h["reward_best_step"] == 4
     assert h["accuracy_final"] == 0.5 and h["clipped_final"] == 0.5 and h["cost_usd"] == 0.2
@@ -138,7 +137,7 @@ def test_headline_final_and_best_are_trailing_means():
 def test_summary_holds_the_headline_figures():
     history = [{"reward": float(i), "completions/mean_length": 10.0, "step": i} for i in range(1, 21)]
     history.append({"train_runtime": 3.0, "step": 20})
-    summary = summarize(history)
+    summary = run_summary.summarize(history)
     assert summary["figures"]["reward_final"] == pytest.approx(sum(range(11, 21)) / 10)
     assert summary["figures"]["steps"] == 20 and summary["figures"]["length_final"] == 10.0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from openrs.config import compose, to_run_config
-from openrs.tracking import read_metrics
+from openrs.metrics_log import read_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> list[str]:
     """Hydra entry point; returns the ``results.json`` paths (collected by the multirun table)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from openrs.evaluate.cli import run_evaluation
+    from openrs.evaluate.pipeline import run_evaluation
 
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     return [str(p) for p in run_evaluation(to_eval_config(cfg), hydra_dir)]

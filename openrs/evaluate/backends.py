@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -137,17 +137,16 @@ class TransformersBackend(Backend):
             pass
 
 
-@dataclass(frozen=True)
+@dataclass
 class VllmSettings:
-    """vLLM engine settings (the seed ran lighteval with max_model_length 32768, gpu_memory_utilization 0.8)."""
+    """vLLM engine settings: the ``vllm`` node of ``conf/evaluate.yaml`` (its values and comments live there;
+    the seed ran lighteval with max_model_length 32768, gpu_memory_utilization 0.8)."""
 
     tensor_parallel_size: int = 1
     data_parallel_size: int = 1
     gpu_memory_utilization: float = 0.8
-    max_model_len: int | None = 32768
-    dtype: str = "bfloat16"
+    max_model_len: Optional[int] = 32768  # noqa: UP045 - OmegaConf needs typing generics on Python 3.10
     enforce_eager: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class VllmBackend(Backend):
@@ -155,7 +154,15 @@ class VllmBackend(Backend):
 
     name = "vllm"
 
-    def __init__(self, model: str, revision: str | None = None, settings: VllmSettings | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        revision: str | None = None,
+        settings: VllmSettings | None = None,
+        dtype: str = "bfloat16",
+        **engine_args: Any,
+    ) -> None:
+        """``engine_args`` go to ``vllm.LLM`` as they are (a separate tokenizer, ``trust_remote_code``)."""
         try:
             import vllm
         except ImportError as err:
@@ -168,11 +175,11 @@ class VllmBackend(Backend):
             "model": model,
             "revision": revision,
             "tokenizer_revision": revision,
-            "dtype": settings.dtype,
+            "dtype": dtype,
             "tensor_parallel_size": settings.tensor_parallel_size,
             "gpu_memory_utilization": settings.gpu_memory_utilization,
             "enforce_eager": settings.enforce_eager,
-            **settings.extra,
+            **engine_args,
         }
         if settings.max_model_len is not None:
             kwargs["max_model_len"] = settings.max_model_len

@@ -19,6 +19,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from openrs.config import CONF_DIR, DType
+from openrs.config_base import value_of
+from openrs.evaluate.backends import VllmSettings
 from openrs.evaluate.benchmarks import BENCHMARKS, PAPER_BENCHMARKS
 
 EVAL_YAML = CONF_DIR / "evaluate.yaml"
@@ -52,15 +54,6 @@ class CheckpointSelection(str, Enum):
 
 
 @dataclass
-class VllmConfig:
-    tensor_parallel_size: int = 1
-    data_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.8
-    max_model_len: int | None = 32768
-    enforce_eager: bool = False
-
-
-@dataclass
 class EvalConfig:
     model: str | None = None
     revision: str | None = None
@@ -84,7 +77,7 @@ class EvalConfig:
     device: str | None = None
     dtype: DType = DType.auto
     trust_remote_code: bool = False
-    vllm: VllmConfig = field(default_factory=VllmConfig)
+    vllm: VllmSettings = field(default_factory=VllmSettings)
     score_timeout: float | None = 10.0
     score_workers: int = 1
     confidence: float = 0.95
@@ -115,7 +108,7 @@ def benchmark_names(cfg: EvalConfig) -> list[str]:
     """The selected benchmarks as plain names, in order, without repeats."""
     names: list[str] = []
     for b in cfg.benchmarks:
-        name = getattr(b, "value", b)
+        name = value_of(b)
         if name not in BENCHMARKS:
             raise ValueError(f"unknown benchmark {name!r}; valid: {', '.join(BENCHMARKS)}")
         if name not in names:
@@ -132,7 +125,7 @@ def checkpoint_selection(value: Any) -> str | list[int]:
     elif isinstance(value, int) and not isinstance(value, bool):
         steps = [value]
     else:
-        text = str(getattr(value, "value", value))
+        text = str(value_of(value))
         if text in CheckpointSelection.__members__:
             return text
         if text.isdigit():

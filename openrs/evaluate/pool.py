@@ -1,7 +1,7 @@
 """Score many completions in worker processes with a per-answer time limit.
 
 math-verify runs here without its signal-based timeouts (they only work on the main thread), and sympy can
-spin for ever on answers such as ``9^{9^{9^9}}``. The workers are the rewards package's killable pool: a worker
+spin for ever on answers such as ``9^{9^{9^9}}``. The workers are openrs.procpool's killable pool: a worker
 that overruns is killed and replaced, and its answer scores as incorrect, as lighteval does when its own
 timeout fires.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from openrs.evaluate.scoring import GoldKind, Verdict, judge
-from openrs.rewards.pool import KillablePool
+from openrs.procpool import KillablePool
 
 Job = tuple[str, str, GoldKind]  # (prediction, gold, gold kind)
 

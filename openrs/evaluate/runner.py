@@ -11,7 +11,6 @@ Outputs, under ``eval_dir``:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from openrs.atomic import write_json_atomic
+from openrs.atomic import write_json_atomic, write_jsonl_atomic
 from openrs.evaluate.backends import Backend, SamplingSettings
 from openrs.evaluate.benchmarks import BenchmarkSpec, Problem, chat_messages
 from openrs.evaluate.pool import Job, ScoringPool
@@ -139,7 +138,7 @@ def evaluate(
             result = evaluate_benchmark(backend, spec, problems, own, scorer)
             done[spec.name] = result
             if out is not None:
-                write_records(out / f"{spec.name}.jsonl", result.records)
+                write_jsonl_atomic(out / f"{spec.name}.jsonl", result.records)
     finally:
         if pool is not None:
             pool.close()
@@ -172,12 +171,3 @@ def _benchmark_record(result: BenchmarkResult, settings: EvalSettings, robust: b
                           settings.bootstrap_seed)  # fmt: skip
         record["seed_protocol"] = {"pass@1": first.pass1, "ci_low": first.ci_low, "ci_high": first.ci_high}
     return record
-
-
-def write_records(path: Path, records: Sequence[dict[str, Any]]) -> None:
-    """One JSON object per line, written to a temporary file and renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(path)

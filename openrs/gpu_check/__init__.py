@@ -13,8 +13,9 @@ completion tokens/s, peak GPU memory and a projection of rs3's 500 steps on the 
 device it prints one line and exits 0. benchmarks/README.md says how to run it on an offline GPU machine.
 
 Modules, one job each: :mod:`~openrs.gpu_check.cli` (the command: run, decide, report), :mod:`~.plan` (the config
-and the machine), :mod:`~.measure` (figures read back from the run), :mod:`~.projection` (the projection's
-arithmetic and GPU figures), :mod:`~.report` (console table and Markdown).
+and the machine), :mod:`~.inputs` (shapes, work ratios and model facts both modes use), :mod:`~.measure` (figures
+read back from the run), :mod:`~.projection` (the projection's arithmetic and GPU figures), :mod:`~.report`
+(console table and Markdown).
 """
 
 from openrs.gpu_check.cli import main

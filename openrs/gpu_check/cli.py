@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openrs.gpu_check import inputs
 from openrs.run_dir import RunDir
 
 if TYPE_CHECKING:  # the skip path imports nothing heavy: torch only
-    from openrs.gpu_check import projection
     from openrs.gpu_check.report import Check
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -81,62 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     return gpu_run(args)
 
 
-def _spec_here(args: argparse.Namespace, device: str | None) -> projection.GpuSpec | None:
-    from openrs.gpu_check import projection
-
-    if args.gpu_tflops and args.gpu_bandwidth_gbs:
-        return projection.GpuSpec(device or "this GPU", args.gpu_tflops, args.gpu_bandwidth_gbs, "given on the command line")
-    return projection.lookup(device) if device else None
-
-
-def _target(prompt_tokens: float) -> tuple[Any, projection.StepShape]:
-    """The projection's target run (the rs3 preset, as composed) and its step shape."""
-    from openrs.gpu_check import plan
-
-    cfg = plan.compose_run([plan.TARGET_EXPERIMENT])
-    return cfg, plan.shape_of(cfg, prompt_tokens)
-
-
-def _work_factors(check: projection.StepShape, target: projection.StepShape, cost: projection.ModelCost) -> dict:
-    """The work ratios, which need no measurement (the GPU ratios are A40 against itself here: 1)."""
-    from openrs.gpu_check import projection
-
-    f = projection.factors(check, target, cost, projection.A40, projection.A40)
-    return {phase: factor.work for phase, factor in f.items()}
-
-
-def _meta_model(cfg: Any, tokenizer: Any) -> Any:
-    from openrs import tiny as local_models
-
-    tiny = cfg.model.tiny
-    return local_models.build_tiny_model(tiny, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id,
-                                   tokenizer.bos_token_id, device="meta")  # fmt: skip
-
-
-def _model_facts(cfg: Any, tokenizer: Any, model: Any) -> tuple[dict[str, Any], projection.ModelCost, Check]:
-    """What the built model is, and whether it has the shape the config asks for."""
-    from openrs.gpu_check import plan
-    from openrs.gpu_check.report import Check
-
-    tiny = cfg.model.tiny
-    params, cost = plan.model_cost(model)
-    c = model.config
-    expected = plan.qwen2_params(c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads,
-                                 c.intermediate_size, c.vocab_size, c.tie_word_embeddings)  # fmt: skip
-    facts = {
-        "model": (f"random-init Qwen2ForCausalLM: hidden {c.hidden_size}, {c.num_hidden_layers} layers, "
-                  f"{c.num_attention_heads} heads / {c.num_key_value_heads} KV heads, MLP {c.intermediate_size}, "
-                  f"vocab {c.vocab_size}, tied embeddings {c.tie_word_embeddings}, rope_theta "
-                  f"{c.rope_parameters.get('rope_theta')}, {c.max_position_embeddings} positions"),  # fmt: skip
-        "parameters": f"{params:,}",
-        "tokenizer": f"{len(tokenizer):,} entries ({tiny.vocab_size} BPE learnt on the spot"
-        + (", the rest inert filler)" if tiny.tokenizer_fill_to else ")"),
-    }
-    ok = params == expected and len(tokenizer) <= c.vocab_size
-    detail = f"{params:,} parameters (by hand: {expected:,}); tokenizer {len(tokenizer):,} <= vocab {c.vocab_size:,}"
-    return facts, cost, Check("model shape", ok, detail)
-
-
 def dry_run(args: argparse.Namespace) -> int:
     """Compose, build the tokenizer and the model on the meta device, build TRL's and DeepSpeed's configs, render."""
     from transformers import AutoTokenizer
@@ -164,8 +108,8 @@ def dry_run(args: argparse.Namespace) -> int:
         sample = [7, len(tokenizer) - 6, len(tokenizer) // 2]
         checks.append(Check("tokenizer builds and loads", len(tokenizer) == (tiny.tokenizer_fill_to or len(tok)),
                             f"{len(tokenizer):,} entries; ids {sample} decode to {tokenizer.decode(sample)!r}"))  # fmt: skip
-        model = _meta_model(cfg, tokenizer)
-        facts, cost, shape_check = _model_facts(cfg, tokenizer, model)
+        model = inputs.meta_model(cfg, tokenizer)
+        facts, cost, shape_check = inputs.model_facts(cfg, tokenizer, model)
         checks.append(dataclasses.replace(shape_check, detail=shape_check.detail + " (meta device: shapes only)"))
         prompt_tokens = plan.prompt_tokens(cfg, tokenizer)
 
@@ -194,11 +138,11 @@ def dry_run(args: argparse.Namespace) -> int:
         checks.append(Check(name, None, "needs a GPU"))
 
     check_shape = plan.shape_of(cfg, prompt_tokens)
-    target_cfg, target_shape = _target(prompt_tokens)
+    target_cfg, target_shape = inputs.target_run(prompt_tokens)
     result = CheckResult(
         dry_run=True, env=plan.environment(), overrides=overrides, ran=plan.describe(cfg, backends), model=facts,
         checks=checks, check_shape=check_shape, target_shape=target_shape, there=projection.A40,
-        factors={"work": _work_factors(check_shape, target_shape, cost), "steps": target_cfg.grpo.max_steps},
+        factors={"work": inputs.work_factors(check_shape, target_shape, cost), "steps": target_cfg.grpo.max_steps},
     )  # fmt: skip
     result.timings["total_s"] = _since_start()
     path = args.report or Path(tempfile.mkstemp(prefix="RESULTS_gpu-dry-", suffix=".md")[1])
@@ -212,7 +156,7 @@ def gpu_run(args: argparse.Namespace) -> int:
     """The check itself: build the model, train a few steps through openrs.launch, check, measure, report."""
     from transformers import AutoTokenizer
 
-    from openrs import models, tracking
+    from openrs import metrics_log, models
     from openrs.gpu_check import measure, plan, projection
     from openrs.gpu_check.report import Check, CheckResult, console, markdown
     from openrs.launch import launch, make_plan, visible_gpus
@@ -234,7 +178,7 @@ def gpu_run(args: argparse.Namespace) -> int:
     model_dir = Path(models.resolve_model_path(cfg.model))  # built once and cached; launch reuses it
     timings["model_s"] = time.perf_counter() - t
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    facts, cost, shape_check = _model_facts(cfg, tokenizer, _meta_model(cfg, tokenizer))
+    facts, cost, shape_check = inputs.model_facts(cfg, tokenizer, inputs.meta_model(cfg, tokenizer))
     checks.append(shape_check)
     prompt_tokens = plan.prompt_tokens(cfg, tokenizer)
 
@@ -251,7 +195,7 @@ def gpu_run(args: argparse.Namespace) -> int:
     kept = f" in {run_dir}" if args.keep or args.run_dir else ""  # a temporary run dir goes after a pass
     checks.append(Check("run finished", error is None, error or f"{timings['run_s']:.0f} s{kept}"))
 
-    steps = measure.step_figures(tracking.read_metrics(run_dir), plan.completions_per_step(cfg), plan.rounds_per_step(cfg))
+    steps = measure.step_figures(metrics_log.read_metrics(run_dir), plan.completions_per_step(cfg), plan.rounds_per_step(cfg))
     want = cfg.grpo.max_steps
     reached = summary.get("global_step")
     checks.append(Check("reached max_steps", reached == want and len(steps) == want,
@@ -282,8 +226,8 @@ def gpu_run(args: argparse.Namespace) -> int:
     runtime = summary.get("train_runtime_s")
     steady = measure.steady_state(steps, runtime / reached if isinstance(runtime, (int, float)) and reached else None)
     check_shape = plan.shape_of(cfg, prompt_tokens, steady.get("max_length"), steady.get("mean_length"))
-    target_cfg, target_shape = _target(prompt_tokens)
-    here = _spec_here(args, device)
+    target_cfg, target_shape = inputs.target_run(prompt_tokens)
+    here = inputs.spec_here(args, device)
     proj = None
     phases = [steady.get(k) for k in ("generation", "reward", "loss", "other")]
     if here is not None and None not in phases:
@@ -308,7 +252,7 @@ def gpu_run(args: argparse.Namespace) -> int:
         dry_run=False, env=env, overrides=overrides, ran=plan.describe(cfg, backends), model=facts, checks=checks,
         steps=steps, steady=steady, memory=memory, device_peak_mib=sampler.peak_mib, weights=weights, timings=timings,
         check_shape=check_shape, target_shape=target_shape, here=here, there=projection.A40, projection=proj,
-        factors={"work": _work_factors(check_shape, target_shape, cost), "steps": target_cfg.grpo.max_steps},
+        factors={"work": inputs.work_factors(check_shape, target_shape, cost), "steps": target_cfg.grpo.max_steps},
         notes=notes,
     )  # fmt: skip
     report = args.report or REPORT

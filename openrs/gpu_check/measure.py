@@ -59,7 +59,7 @@ def step_figures(records: list[dict[str, Any]], completions_per_step: int, round
             continue
         phases = phase_seconds(rec, rounds_per_step)
         mean_length = _number(rec, "completions/mean_length")
-        # metrics.jsonl writes non-finite floats as null (openrs.tracking), so a null here is a NaN or inf.
+        # metrics.jsonl writes non-finite floats as null (openrs.metrics_log), so a null here is a NaN or inf.
         finite = all(k not in rec or _number(rec, k) is not None for k in ("loss", "grad_norm", "kl"))
         out.append(
             StepFigures(

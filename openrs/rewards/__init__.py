@@ -11,7 +11,8 @@ parity tests and benchmarks).
 """
 
 from openrs.rewards.config import RewardConfig, RewardTermConfig, VerifierConfig
-from openrs.rewards.registry import REWARDS, build_reward_funcs, check_params, default_verifier, get_reward
+from openrs.rewards.registry import build_reward_funcs, default_verifier, get_reward
+from openrs.rewards.terms import REWARDS, check_params
 from openrs.rewards.verifier import SharedVerifier, Verdict
 
 __all__ = [

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from openrs.rewards.extraction import BOXED_MODES
-from openrs.rewards.params import Param
+from openrs.rewards.params import Param, validate_params
 from openrs.rewards.text import completion_texts
 from openrs.rewards.verifier import SharedVerifier, Verdict
 
@@ -226,3 +226,16 @@ TERMS: dict[str, type[Term]] = {
     for cls in (AccuracyReward, FormatReward, TagCountReward, CosineReward, LengthReward,
                 RepetitionPenaltyReward, ReasoningStepsReward)
 }
+REWARDS: tuple[str, ...] = tuple(TERMS)
+
+
+def term_class(name: str) -> type[Term]:
+    """The term registered as ``name``; ValueError listing the valid names."""
+    if name not in TERMS:
+        raise ValueError(f"unknown reward {name!r}; valid rewards: {', '.join(REWARDS)}")
+    return TERMS[name]
+
+
+def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The term's full, validated parameters (defaults filled in); ValueError on a bad name or parameter."""
+    return validate_params(name, term_class(name).PARAMS, params)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from openrs.procpool import KillablePool
 from openrs.rewards.extraction import BOXED_MODES, is_boxed_mode
-from openrs.rewards.pool import KillablePool
 
 _HANDLER = "openrs.rewards.mathcheck:check"
 _INIT = "openrs.rewards.mathcheck:init_worker"
@@ -42,6 +42,16 @@ def default_workers() -> int:
     return cpu_share(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
 
 
+def check_settings(workers: Any, timeout_s: Any, cache_size: Any) -> None:
+    """ValueError naming the setting unless workers is a positive int or None, timeout_s > 0, cache_size >= 1."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"verifier.workers must be a positive integer or null, got {workers!r}")
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
+        raise ValueError(f"verifier.timeout_s must be a positive number, got {timeout_s!r}")
+    if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+        raise ValueError(f"verifier.cache_size must be a positive integer, got {cache_size!r}")
+
+
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
@@ -56,12 +66,7 @@ class SharedVerifier:
     """
 
     def __init__(self, workers: int | None = None, timeout_s: float = 5.0, cache_size: int = 65536) -> None:
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-            raise ValueError(f"verifier.workers must be a positive integer or null, got {workers!r}")
-        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
-            raise ValueError(f"verifier.timeout_s must be a positive number, got {timeout_s!r}")
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
-            raise ValueError(f"verifier.cache_size must be a positive integer, got {cache_size!r}")
+        check_settings(workers, timeout_s, cache_size)
         self.workers, self.timeout_s, self.cache_size = workers, float(timeout_s), cache_size
         self.settings: list[Any] = []
         self._pool: KillablePool | None = None

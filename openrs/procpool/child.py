@@ -1,7 +1,7 @@
-"""Entry point of one verifier worker process: `python -m openrs.rewards._worker FD HANDLER [INIT] [--pdeathsig]`.
+"""Entry point of one verifier worker process: `python -m openrs.procpool.child FD HANDLER [INIT] [--pdeathsig]`.
 
 Reads `(task_id, payload)` from the socket FD, answers `(task_id, ok, value)`, until the socket closes (framing:
-`openrs.rewards._wire`). Started by `openrs.rewards.pool` as a fresh interpreter, so nothing of the trainer
+`openrs.procpool.wire`). Started by `openrs.procpool.pool` as a fresh interpreter, so nothing of the trainer
 (CUDA, threads, `__main__`) is copied.
 """
 
@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from openrs.procpool import wire as _wire
 from openrs.procs import die_with_parent
-from openrs.rewards import _wire
 
 
 def resolve(path: str) -> Callable[..., Any]:

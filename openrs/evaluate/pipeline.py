@@ -22,7 +22,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from openrs.atomic import write_json_atomic
-from openrs.evaluate.backends import Backend, SamplingSettings, TransformersBackend, VllmBackend, VllmSettings
+from openrs.config_base import value_of
+from openrs.evaluate.backends import Backend, SamplingSettings, TransformersBackend, VllmBackend
 from openrs.evaluate.benchmarks import BenchmarkSpec, Problem, get_spec, load_benchmark
 from openrs.evaluate.config import EvalConfig, benchmark_names, checkpoint_selection, validate
 from openrs.evaluate.environment import environment
@@ -35,10 +36,6 @@ from openrs.significance import format_versus, outcomes_of_eval_dir, versus
 log = logging.getLogger("openrs.evaluate")
 
 LOCAL_SUFFIXES = (".jsonl", ".parquet", ".json")
-
-
-def _value(x: Any) -> Any:
-    return getattr(x, "value", x)
 
 
 def benchmark_path(cfg: EvalConfig, name: str) -> Path | None:
@@ -91,7 +88,7 @@ def eval_settings(cfg: EvalConfig) -> EvalSettings:
 
 def backend_name(cfg: EvalConfig) -> str:
     """``auto`` becomes vllm where vLLM is installed and CUDA is visible, transformers otherwise."""
-    name = _value(cfg.backend)
+    name = value_of(cfg.backend)
     if name != "auto":
         return name
     if importlib.util.find_spec("vllm") is None:
@@ -113,16 +110,7 @@ def make_backend(cfg: EvalConfig, target: Target) -> Backend:
         extra: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
         if target.tokenizer != target.weights:
             extra.update(tokenizer=target.tokenizer, tokenizer_revision=target.tokenizer_revision)
-        settings = VllmSettings(
-            tensor_parallel_size=cfg.vllm.tensor_parallel_size,
-            data_parallel_size=cfg.vllm.data_parallel_size,
-            gpu_memory_utilization=cfg.vllm.gpu_memory_utilization,
-            max_model_len=cfg.vllm.max_model_len,
-            dtype=_value(cfg.dtype),
-            enforce_eager=cfg.vllm.enforce_eager,
-            extra=extra,
-        )
-        return VllmBackend(target.weights, target.revision, settings)
+        return VllmBackend(target.weights, target.revision, cfg.vllm, dtype=value_of(cfg.dtype), **extra)
     import torch
 
     from openrs.config import ModelConfig
@@ -162,12 +150,12 @@ def plan_targets(cfg: EvalConfig, hydra_dir: Path) -> list[Target]:
 
 def config_record(cfg: EvalConfig) -> dict[str, Any]:
     """The evaluation config as plain JSON values."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg), default=_value))
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=value_of))
 
 
 def robust_samples(cfg: EvalConfig) -> dict[str, int] | None:
     """Samples per problem by benchmark under ``protocol=robust`` (never fewer than ``n_samples``); else None."""
-    if _value(cfg.protocol) != "robust":
+    if value_of(cfg.protocol) != "robust":
         return None
     return {name: max(cfg.n_samples, cfg.robust_samples.get(name, cfg.n_samples)) for name in benchmark_names(cfg)}
 
@@ -188,7 +176,7 @@ def run_evaluation(cfg: EvalConfig, hydra_dir: Path) -> list[Path]:
     targets = plan_targets(cfg, Path(hydra_dir))
     settings = eval_settings(cfg)
     samples = robust_samples(cfg)
-    env = environment(backend_name(cfg), str(_value(cfg.dtype)), cfg.vllm.tensor_parallel_size, cfg.seed,
+    env = environment(backend_name(cfg), str(value_of(cfg.dtype)), cfg.vllm.tensor_parallel_size, cfg.seed,
                       {name: (samples or {}).get(name, cfg.n_samples) for name in benchmark_names(cfg)})  # fmt: skip
     baseline = baseline_target(cfg, targets, Path(hydra_dir))
     log.info(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from openrs.rewards.pool import KillablePool, _Pending
+from openrs.procpool import KillablePool
+from openrs.procpool.workers import PendingTasks
 
 HELPERS = Path(__file__).resolve().parent  # holds pool_handlers.py, imported by the workers
 MB = 1 << 20
@@ -78,7 +79,7 @@ def test_close_stops_processes_and_map_restarts():
 
 
 def test_pending_prefers_the_workers_last_key():
-    pending = _Pending(["a", "a", "b", "a", None])
+    pending = PendingTasks(["a", "a", "b", "a", None])
     assert pending.pop() == 0
     assert pending.pop("b") == 2
     assert pending.pop("a") == 1
@@ -113,8 +114,8 @@ def test_workers_die_with_their_parent(exit_call, tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(
         "import os, sys\n"
-        "from openrs.rewards._wire import encode\n"
-        "from openrs.rewards.pool import KillablePool\n"
+        "from openrs.procpool.wire import encode\n"
+        "from openrs.procpool import KillablePool\n"
         "pool = KillablePool('time:sleep', workers=2, timeout_s=120)\n"
         "pool.map([0.0, 0.0])\n"
         "pool._workers[0].sock.send(encode((0, 60.0)))  # one worker busy for a minute, the other idle\n"

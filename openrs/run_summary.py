@@ -1,4 +1,4 @@
-"""The headline figures of a run, computed one way for ``summary.json`` and for ``openrs.compare``.
+"""A run's summary: its headline figures, computed one way for ``summary.json``, TensorBoard and ``openrs.compare``.
 
 Input is a mapping from a logged metric name (TRL's names: ``reward``, ``completions/mean_length``, ...;
 TensorBoard shows them as ``train/<name>``) to its ``(step, value)`` points. "Final" is the mean of the last
@@ -71,3 +71,24 @@ def headline(series: Series, window: int = 10) -> dict[str, float | int | None]:
         points = series.get(key, [])
         out[name] = points[-1][1] if points else None
     return out
+
+
+def summarize(log_history: list[dict[str, Any]], window: int = 10) -> dict[str, Any]:
+    """Final and best figures of a run from the trainer's log history."""
+    steps = [r for r in log_history if "reward" in r]
+    summary: dict[str, Any] = {"logged_steps": len(steps)}
+    if steps:
+        last = steps[-1]
+        summary["final"] = {k: v for k, v in last.items() if isinstance(v, (int, float))}
+        rewards = [r["reward"] for r in steps]
+        summary["best_reward"] = max(rewards)
+        summary["best_reward_step"] = steps[rewards.index(max(rewards))].get("step")
+        head, tail = rewards[:window], rewards[-window:]
+        summary[f"reward_first_{len(head)}_mean"] = sum(head) / len(head)
+        summary[f"reward_last_{len(tail)}_mean"] = sum(tail) / len(tail)
+    for rec in log_history:
+        if "train_runtime" in rec:
+            summary["train_runtime_s"] = rec["train_runtime"]
+    # The row `python -m openrs.compare` prints for this run, computed the same way.
+    summary["figures"] = headline(series_from_log_history(log_history), window)
+    return summary

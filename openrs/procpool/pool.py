@@ -2,12 +2,12 @@
 
 `concurrent.futures` and `multiprocessing.Pool` cannot stop a task stuck inside a C call (a sympy power tower
 holds the GIL, so no signal handler or thread ever runs). Here each worker is a fresh interpreter
-(`python -m openrs.rewards._worker`) on its own socket, running one task at a time (the next one already queued);
+(`python -m openrs.procpool.child`) on its own socket, running one task at a time (the next one already queued);
 a worker whose running task passes its deadline is killed (SIGKILL) and replaced, that task reported as timed
 out and the queued one sent elsewhere. Fresh interpreters (not fork/forkserver) mean no CUDA state or trainer
 threads are copied and the trainer's `__main__` is never re-imported.
 
-The parent never blocks on a worker, whatever the size of a payload or reply (framing: `openrs.rewards._wire`).
+The parent never blocks on a worker, whatever the size of a payload or reply (framing: `openrs.procpool.wire`).
 Its socket ends are non-blocking; each worker has an outbox of task frames (written as far as the socket takes
 them, the rest once it is writable) and a decoder of replies (a message is taken out once all its bytes are in),
 and one `poll` waits on reads, writes and the nearest deadline together. So a worker that stops reading its next
@@ -28,114 +28,16 @@ import atexit
 import math
 import os
 import select
-import socket
-import subprocess
-import sys
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from openrs.rewards._wire import READY, Decoder, Outbox
+from openrs.procpool.wire import READY
+from openrs.procpool.workers import Outcome, PendingTasks, WorkerProcess
 
 PIPELINE = 2  # tasks queued per worker, so the next one is already there when one finishes
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `openrs` package
-
-
-@dataclass
-class Outcome:
-    """What became of one task: its value, or why there is none."""
-
-    value: Any = None
-    timed_out: bool = False
-    failed: bool = False  # the handler raised, or the worker died for another reason
-    seconds: float = 0.0
-
-
-class _Worker:
-    """One worker process and the parent's end of its socket."""
-
-    def __init__(self, handler: str, init: str | None) -> None:
-        parent, child = socket.socketpair()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
-        cmd = [sys.executable, "-m", "openrs.rewards._worker", str(child.fileno()), handler, init or "-"]
-        if threading.current_thread() is threading.main_thread():
-            cmd.append("--pdeathsig")  # only safe when the spawning thread lives as long as the process
-        self.proc = subprocess.Popen(
-            cmd, pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        child.close()
-        parent.setblocking(False)
-        self.sock = parent
-        self.decoder, self.outbox = Decoder(), Outbox()  # replies coming in, tasks not yet (all) written
-        self.ready = False
-        self.alive = True  # False once killed
-        self.writable = True  # False once a write found the socket broken
-        self.last_key: Any = None  # affinity key of the last task, to keep a group on one worker
-        self.inflight: deque[int] = deque()  # tasks queued, in order; the first is running (or being sent)
-        self.started = self.deadline = 0.0  # when the running task started (as seen here), and its limit
-
-    def flush(self) -> None:
-        """Write what the socket takes now. A broken socket means a dead worker: stop writing and leave it to
-        the read side, which takes any replies still buffered before it sees the end."""
-        try:
-            self.outbox.flush(self.sock)
-        except OSError:
-            self.outbox.clear()
-            self.writable = False
-
-    def kill(self) -> None:
-        self.alive = False
-        try:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        except Exception:
-            pass
-        self.outbox.clear()
-        try:
-            self.sock.close()
-        except Exception:
-            pass
-
-
-class _Pending:
-    """Task indices not yet sent: first-in first-out, or the oldest one with a given affinity key."""
-
-    def __init__(self, keys: list[Any]) -> None:
-        self.keys = keys
-        self.order: deque[int] = deque(range(len(keys)))
-        self.by_key: dict[Any, deque[int]] = {}
-        for i, k in enumerate(keys):
-            if k is not None:
-                self.by_key.setdefault(k, deque()).append(i)
-        self.taken: set[int] = set()
-
-    def __bool__(self) -> bool:
-        return len(self.taken) < len(self.keys)
-
-    def pop(self, key: Any = None) -> int:
-        same = self.by_key.get(key) if key is not None else None
-        while same:
-            i = same.popleft()
-            if i not in self.taken:
-                self.taken.add(i)
-                return i
-        while True:
-            i = self.order.popleft()
-            if i not in self.taken:
-                self.taken.add(i)
-                return i
-
-    def push_back(self, i: int) -> None:
-        self.taken.discard(i)
-        self.order.appendleft(i)
-        if self.keys[i] is not None:
-            self.by_key.setdefault(self.keys[i], deque()).appendleft(i)
 
 
 _LIVE_POOLS: weakref.WeakSet[KillablePool] = weakref.WeakSet()
@@ -164,7 +66,7 @@ class KillablePool:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         self.handler, self.init = handler, init
         self.n_workers, self.timeout_s, self.start_timeout_s = workers, timeout_s, start_timeout_s
-        self._workers: list[_Worker] = []
+        self._workers: list[WorkerProcess] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self.replaced = 0  # workers killed or lost and replaced since creation
@@ -175,12 +77,12 @@ class KillablePool:
         if self._pid != os.getpid():  # a forked copy must not touch its parent's workers
             self._workers, self._pid = [], os.getpid()
         while len(self._workers) < self.n_workers:
-            self._workers.append(_Worker(self.handler, self.init))
+            self._workers.append(WorkerProcess(self.handler, self.init))
         _LIVE_POOLS.add(self)
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: WorkerProcess) -> None:
         worker.kill()
-        self._workers[self._workers.index(worker)] = _Worker(self.handler, self.init)
+        self._workers[self._workers.index(worker)] = WorkerProcess(self.handler, self.init)
         self.replaced += 1
 
     def map(self, payloads: Sequence[Any], keys: Sequence[Any] | None = None) -> list[Outcome]:
@@ -195,7 +97,7 @@ class KillablePool:
             self._ensure_started()
             return self._run(payloads, list(keys) if keys is not None else [None] * len(payloads))
 
-    def _dispatch(self, pending: _Pending, payloads: Sequence[Any]) -> None:
+    def _dispatch(self, pending: PendingTasks, payloads: Sequence[Any]) -> None:
         """Keep every ready worker's queue `PIPELINE` deep, so it never waits for the parent between tasks."""
         for w in list(self._workers):
             if not (w.ready and w.writable and len(w.inflight) < PIPELINE and pending):
@@ -212,10 +114,10 @@ class KillablePool:
                 w.last_key = pending.keys[i]
             w.flush()
 
-    def _start_clock(self, w: _Worker, now: float) -> None:
+    def _start_clock(self, w: WorkerProcess, now: float) -> None:
         w.started, w.deadline = now, now + self.timeout_s
 
-    def _lose(self, w: _Worker, pending: _Pending, head: Outcome, now: float) -> None:
+    def _lose(self, w: WorkerProcess, pending: PendingTasks, head: Outcome, now: float) -> None:
         """Replace `w`; its running task gets `head`, the tasks queued behind it are re-queued."""
         queued = list(w.inflight)
         if queued:
@@ -227,7 +129,7 @@ class KillablePool:
 
     def _run(self, payloads: Sequence[Any], keys: list[Any]) -> list[Outcome]:
         self._results: list[Outcome | None] = [None] * len(payloads)
-        pending = _Pending(keys)
+        pending = PendingTasks(keys)
         last_progress = time.monotonic()
         while pending or any(w.inflight for w in self._workers):
             self._dispatch(pending, payloads)
@@ -257,7 +159,7 @@ class KillablePool:
                 poller.register(w.sock, mask)
         return dict(poller.poll(max(0, math.ceil((until - time.monotonic()) * 1000))))
 
-    def _receive(self, w: _Worker, pending: _Pending, now: float) -> bool:
+    def _receive(self, w: WorkerProcess, pending: PendingTasks, now: float) -> bool:
         """Take the messages `w` has sent; True when there was one, False on none or a dead worker (replaced)."""
         try:
             messages = w.decoder.read(w.sock)

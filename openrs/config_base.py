@@ -1,4 +1,5 @@
-"""Range checks the schema's dataclasses run on themselves when a config is built (their ``__post_init__``).
+"""What every schema module shares: the range check its dataclasses run in ``__post_init__``, and the plain
+value of an Enum field.
 
 A value out of range fails while the config is turned into dataclasses, at the start of a run and before any
 model loads or any file is written, naming the key and what it may be.
@@ -7,6 +8,7 @@ model loads or any file is written, naming the key and what it may be.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 from openrs.errors import UsageError
@@ -18,3 +20,8 @@ def require(key: str, value: Any, ok: Callable[[Any], bool], allowed: str) -> No
         return
     if not ok(value):
         raise UsageError(f"{key}={value}: must be {allowed}")
+
+
+def value_of(x: Any) -> Any:
+    """The plain value of a schema field: an Enum member's ``value``, anything else as it is."""
+    return x.value if isinstance(x, Enum) else x

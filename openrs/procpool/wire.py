@@ -1,7 +1,7 @@
 """The pool's socket protocol: each message is an 8-byte big-endian length, then that many bytes of pickle.
 
-The parent (`openrs.rewards.pool`) writes and reads non-blocking, through `Outbox` and `Decoder`; a worker
-(`openrs.rewards._worker`) blocks, through `send` and `recv`. Messages: the worker's `READY`, then
+The parent (`openrs.procpool.pool`) writes and reads non-blocking, through `Outbox` and `Decoder`; a worker
+(`openrs.procpool.child`) blocks, through `send` and `recv`. Messages: the worker's `READY`, then
 `(task_id, payload)` from the parent and `(task_id, ok, value)` back, one reply per task, in order.
 """
 

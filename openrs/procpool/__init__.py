@@ -1,0 +1,10 @@
+"""A process pool whose per-task time limit holds for any task and any payload: rewards and evaluate both use it.
+
+`KillablePool` (openrs.procpool.pool) runs `"module:function"` handlers in fresh worker interpreters
+(openrs.procpool.child) over sockets (openrs.procpool.wire), killing and replacing a worker whose task overruns.
+"""
+
+from openrs.procpool.pool import KillablePool
+from openrs.procpool.workers import Outcome
+
+__all__ = ["KillablePool", "Outcome"]
