@@ -238,7 +238,7 @@ def test_pip_ninja_is_put_on_path_for_deepspeeds_jit_ops(tmp_path, monkeypatch):
 
     import ninja
 
-    from openrs.run import expose_ninja
+    from openrs.ds_ops import expose_ninja
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no ninja anywhere on PATH
     assert shutil.which("ninja") is None

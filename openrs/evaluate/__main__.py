@@ -33,7 +33,10 @@ def main(cfg: DictConfig) -> list[str]:
     """Hydra entry point; returns the ``results.json`` paths (collected by the multirun table)."""
     from hydra.core.hydra_config import HydraConfig
 
+    from openrs.console import quiet_libraries
     from openrs.evaluate.pipeline import run_evaluation
+
+    quiet_libraries()
 
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     return [str(p) for p in run_evaluation(to_eval_config(cfg), hydra_dir)]
