@@ -7,6 +7,7 @@ recorded in every run's provenance.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,8 +83,29 @@ def _generation_kwargs(cfg: RunConfig) -> dict[str, Any] | None:
     return kwargs or None
 
 
+# Hardware fields GRPOConfig shares by name but that are set only with vLLM on (below), and derived there.
+_VLLM_FIELDS = frozenset({
+    "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization", "vllm_max_model_length", "vllm_server_port",
+    "vllm_group_port", "vllm_server_host",
+})  # fmt: skip
+
+
+def _same_named(group: Any, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The fields of a config group that GRPOConfig has under the same name (the schema uses TRL's and
+    transformers' own names wherever it can), as plain values; ``skip`` is set explicitly by the caller."""
+    from trl import GRPOConfig
+
+    names = {f.name for f in dataclasses.fields(GRPOConfig)}
+    return {
+        f.name: value_of(getattr(group, f.name))
+        for f in dataclasses.fields(group)
+        if f.name in names and f.name not in skip
+    }
+
+
 def to_grpo_config(cfg: RunConfig, run_dir: Path) -> GRPOConfig:
-    """Map the composed run config onto TRL's GRPOConfig (optimizer, hardware, GRPO math, generation, logging)."""
+    """The run config as TRL's GRPOConfig: every same-named field as it is, then the few that differ by name or
+    are derived (learning rate, warm-up, DeepSpeed path, vLLM context, the parity knobs, logging)."""
     from trl import GRPOConfig
 
     opt, hw, g, model = cfg.optimizer, cfg.hardware, cfg.grpo, cfg.model
@@ -105,59 +127,27 @@ def to_grpo_config(cfg: RunConfig, run_dir: Path) -> GRPOConfig:
             **({"vllm_group_port": hw.vllm_group_port} if hw.vllm_group_port else {}),
         }
     return GRPOConfig(
+        **_same_named(opt),
+        **_same_named(hw, _VLLM_FIELDS | {"deepspeed"}),
+        **_same_named(g, frozenset({"temperature", "generation_kwargs"})),
         output_dir=str(RunDir(run_dir).checkpoints),
         run_name=str(run_dir),
         seed=cfg.seed,
-        # optimizer and schedule
         learning_rate=opt.lr,
-        optim=opt.optim,
-        lr_scheduler_type=opt.lr_scheduler_type,
         lr_scheduler_kwargs=scheduler_kwargs,
         warmup_steps=opt.warmup_ratio,  # a float in [0, 1) is a ratio of total steps in transformers 5
-        weight_decay=opt.weight_decay,
-        adam_beta1=opt.adam_beta1,
-        adam_beta2=opt.adam_beta2,
-        adam_epsilon=opt.adam_epsilon,
-        max_grad_norm=opt.max_grad_norm,
-        # hardware
-        use_cpu=hw.use_cpu,
-        bf16=hw.bf16,
-        per_device_train_batch_size=hw.per_device_train_batch_size,
-        gradient_accumulation_steps=hw.gradient_accumulation_steps,
         deepspeed=str(deepspeed) if deepspeed else None,
-        dataloader_num_workers=hw.dataloader_num_workers,
         gradient_checkpointing=model.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if model.gradient_checkpointing else None,
-        # generation
-        num_generations=g.num_generations,
+        # sampling temperature, or the log-prob one when they differ (docs/PARITY.md)
         temperature=g.logprob_temperature if g.logprob_temperature is not None else g.temperature,
-        top_p=g.top_p,
-        max_completion_length=g.max_completion_length,
         generation_kwargs=_generation_kwargs(cfg),
-        steps_per_generation=g.steps_per_generation,
-        # the update (docs/PARITY.md)
-        beta=g.beta,
-        epsilon=g.epsilon,
-        epsilon_high=g.epsilon_high,
-        loss_type=value_of(g.loss_type),
-        scale_rewards=value_of(g.scale_rewards),
-        num_iterations=g.num_iterations,
-        mask_truncated_completions=g.mask_truncated_completions,
         vllm_importance_sampling_correction=g.importance_sampling_correction,
         use_bias_correction_kl=g.bias_corrected_kl,
         reward_weights=cfg.reward.weights(),
-        max_steps=g.max_steps,
-        num_train_epochs=g.num_train_epochs,
-        # checkpoints and logging
-        save_strategy=value_of(g.save_strategy),
-        save_steps=g.save_steps,
-        save_total_limit=g.save_total_limit,
-        logging_steps=g.logging_steps,
         logging_first_step=True,
-        log_completions=g.log_completions,
         report_to=["tensorboard"],
         disable_tqdm=True,
-        ddp_backend=hw.ddp_backend,
         ddp_timeout=hw.ddp_timeout_s,
         **vllm,
     )
