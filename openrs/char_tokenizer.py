@@ -27,9 +27,8 @@ ALPHABET: tuple[str, ...] = (*(chr(i) for i in range(32, 127)), "\n")
 def build_char_tokenizer() -> PreTrainedTokenizerFast:
     """One id per special token, per character of ``ALPHABET`` and per R1 tag."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
-    from openrs.chat_format import ASSISTANT, BOS, EOS, PAD, THINK_TOKENS, TINY_CHAT_TEMPLATE, USER
+    from openrs.chat_format import ASSISTANT, BOS, EOS, PAD, THINK_TOKENS, USER, wrap_in_chat_format
 
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
     symbols = [byte_level.pre_tokenize_str(ch)[0][0] for ch in ALPHABET]  # ' ' -> 'Ġ', '\n' -> 'Ċ', ...
@@ -40,13 +39,4 @@ def build_char_tokenizer() -> PreTrainedTokenizerFast:
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens(specials)
     tok.add_tokens(THINK_TOKENS)  # not special: decoding with skip_special_tokens keeps the tags
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
-        padding_side="left",
-        model_max_length=2048,
-    )
-    wrapped.chat_template = TINY_CHAT_TEMPLATE
-    return wrapped
+    return wrap_in_chat_format(tok, 2048)

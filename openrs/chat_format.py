@@ -1,4 +1,9 @@
-"""The R1-like chat format of the models openrs builds locally (tiny, mini): control tokens and chat template."""
+"""The R1-like chat format of the models openrs builds locally (tiny, mini): control tokens, chat template, and
+the wrapping of a built ``tokenizers.Tokenizer`` into a transformers tokenizer that carries them."""
+
+from __future__ import annotations
+
+from typing import Any
 
 # R1-like control tokens in ASCII. The closing think tag with its newlines is one token, as the
 # R1 tokenizer keeps `</think>` whole: a random-init model then hits the format by chance, and
@@ -18,3 +23,16 @@ TINY_CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}" + ASSISTANT + "<think>\n{% endif %}"
 )
+
+
+def wrap_in_chat_format(tok: Any, model_max_length: int) -> Any:
+    """``tok`` (a ``tokenizers.Tokenizer``) as a PreTrainedTokenizerFast with these control tokens, left padding
+    and the chat template."""
+    from transformers import PreTrainedTokenizerFast
+
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, padding_side="left",
+        model_max_length=model_max_length,
+    )  # fmt: skip
+    wrapped.chat_template = TINY_CHAT_TEMPLATE
+    return wrapped

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openrs.atomic import publish_dir
-from openrs.chat_format import ASSISTANT, BOS, EOS, PAD, THINK_TOKENS, TINY_CHAT_TEMPLATE, USER  # noqa: F401
+from openrs.chat_format import (  # noqa: F401
+    ASSISTANT,
+    BOS,
+    EOS,
+    PAD,
+    THINK_TOKENS,
+    TINY_CHAT_TEMPLATE,
+    USER,
+    wrap_in_chat_format,
+)
 from openrs.config_base import value_of
 
 if TYPE_CHECKING:
@@ -100,7 +109,6 @@ def build_tiny_tokenizer(
     entries up to that many (the R1 think tokens stay the last ids).
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     if fill_to is not None and fill_to < vocab_size:
         raise ValueError(f"model.tiny.tokenizer_fill_to={fill_to} < model.tiny.vocab_size={vocab_size}")
@@ -118,16 +126,7 @@ def build_tiny_tokenizer(
     if fill_to is not None:
         tok = _fill_vocab(tok, fill_to - len(THINK_TOKENS))
     tok.add_tokens(THINK_TOKENS)
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
-        padding_side="left",
-        model_max_length=model_max_length,
-    )
-    wrapped.chat_template = TINY_CHAT_TEMPLATE
-    return wrapped
+    return wrap_in_chat_format(tok, model_max_length)
 
 
 def tiny_model_config(cfg: TinyModelConfig, tokenizer_size: int, eos_id: int, pad_id: int, bos_id: int) -> Qwen2Config:
