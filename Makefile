@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test lint slurm gpu-check clean
+.PHONY: setup demo test lint snapshots slurm gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,11 +17,19 @@ setup: $(VENV)/.installed
 demo: setup
 	$(PY) -m openrs.train
 
+LINTED := openrs tests benchmarks hydra_plugins setup.py
+
 lint: setup
-	$(VENV)/bin/ruff check openrs tests benchmarks hydra_plugins
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 test: lint
 	$(PY) -m pytest -rs   # -rs: every skipped test says why
+
+# The composed config of each preset, kept in tests/fixtures/presets/*.json: after an intended change of a value
+# in conf/, regenerate them and review `git diff tests/fixtures/presets` (tests/test_defaults.py compares).
+snapshots: setup
+	$(PY) tests/preset_snapshots.py
 
 # The GPU acceptance check (openrs.gpu_check): a few rs3-shaped GRPO steps of a 1.5B random-init model, its checks
 # and benchmarks/RESULTS_gpu.md. No CUDA device: one line, exit 0. ARGS=--dry-run tests the script on CPU. No setup

@@ -93,8 +93,13 @@ def run_module(module: str, args: list[str], log_path: Path) -> float:
     """``python -m <module> <args>`` with its output in ``log_path``; returns its wall time (fails loudly)."""
     start = time.perf_counter()
     with log_path.open("w") as log:
-        done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, stdout=log,
-                              stderr=subprocess.STDOUT, env=os.environ.copy())
+        done = subprocess.run(
+            [sys.executable, "-m", module, *args],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         tail = log_path.read_text()[-3000:]
@@ -103,9 +108,7 @@ def run_module(module: str, args: list[str], log_path: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--seeds", type=int, nargs="+", default=[42], help="GRPO seeds (one run each)")
     add("--rewards", nargs="+", default=["accuracy"], help="reward options (accuracy, format, ...)")
@@ -113,8 +116,12 @@ def main() -> None:
     add("--grpo-steps", type=int, default=None, help="override grpo.max_steps (preset: 200)")
     add("--cache", type=Path, default=None, help="artefact cache to reuse (default: a fresh one)")
     add("--out", type=Path, default=None, help="keep run dirs and results here (default: temp)")
-    add("--threads", type=int, default=0,
-        help="torch threads in every stage (OMP_NUM_THREADS); 0 = torch's default; 1 on a busy host")
+    add(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads in every stage (OMP_NUM_THREADS); 0 = torch's default; 1 on a busy host",
+    )
     add("overrides", nargs="*", help="Hydra overrides for every stage (model.warm_start.steps=300)")
     opts = parser.parse_args()
 
@@ -132,22 +139,26 @@ def main() -> None:
     from openrs.config import compose, to_run_config
     from openrs.evaluate.heldout import evaluate_heldout
     from openrs.evaluate.paired import paired_difference
-    from openrs.warmstart import RECIPE_FILE, warm_start_dir
+    from openrs.models.cache import WARM_START_RECIPE_FILE
+    from openrs.training.warmstart import build_warm_start
 
     rows, timings = [], {}
     with TreeMemory() as mem:
         # Warm start: built by its own process from the run config's model section (as training would).
         first = overrides(opts.seeds[0], opts.rewards[0], opts.grpo_steps, opts.overrides)
-        timings["sft_wall_s"] = run_module("openrs.warmstart", first, out / "warmstart.log")
+        timings["sft_wall_s"] = run_module("openrs.training.warmstart", first, out / "warmstart.log")
         timings["sft_peak_gb"] = mem.reset()[0]
         cfg = to_run_config(compose(first))
-        warm_dir = warm_start_dir(cfg.model)  # cached now: only finds the dir
-        timings["sft_train_s"] = json.loads((warm_dir / RECIPE_FILE).read_text())["build"]["train_seconds"]
+        warm_dir = build_warm_start(cfg.model)  # cached now: only finds the dir
+        timings["sft_train_s"] = json.loads((warm_dir / WARM_START_RECIPE_FILE).read_text())["build"]["train_seconds"]
         base = evaluate_heldout(warm_dir, n=opts.n_eval, max_new_tokens=cfg.grpo.max_completion_length)
         timings["eval_warm_s"] = base.generate_and_score_s
-        print(f"warm start {warm_dir}: {timings['sft_wall_s']:.0f} s "
-              f"(SFT loop {timings['sft_train_s']:.0f} s),"
-              f" held-out {base.accuracy:.1%}", flush=True)
+        print(
+            f"warm start {warm_dir}: {timings['sft_wall_s']:.0f} s "
+            f"(SFT loop {timings['sft_train_s']:.0f} s),"
+            f" held-out {base.accuracy:.1%}",
+            flush=True,
+        )
 
         for reward in opts.rewards:
             for seed in opts.seeds:
@@ -156,42 +167,53 @@ def main() -> None:
                 args = [*overrides(seed, reward, opts.grpo_steps, opts.overrides), f"hydra.run.dir={run_dir}"]
                 grpo_s = run_module("openrs.train", args, out / f"{name}.log")
                 grpo_peak_gb = mem.reset()[0]
-                final = evaluate_heldout(run_dir / "final", n=opts.n_eval,
-                                         max_new_tokens=cfg.grpo.max_completion_length)
+                final = evaluate_heldout(
+                    run_dir / "final", n=opts.n_eval, max_new_tokens=cfg.grpo.max_completion_length
+                )
                 paired = paired_difference(base.outcomes, final.outcomes)
                 diff, low, high = paired.difference, paired.ci_low, paired.ci_high
                 summary = json.loads((run_dir / "summary.json").read_text())
-                rows.append({
-                    "arm": name,
-                    "warm": base.accuracy,
-                    "final": final.accuracy,
-                    "diff": diff, "low": low, "high": high,
-                    "format": final.format_share,
-                    "grpo_s": grpo_s,
-                    "train_runtime_s": summary.get("train_runtime_s"),
-                    "steps": summary.get("global_step"),
-                    "eval_s": final.generate_and_score_s,
-                    "grpo_peak_gb": grpo_peak_gb,
-                })
+                rows.append(
+                    {
+                        "arm": name,
+                        "warm": base.accuracy,
+                        "final": final.accuracy,
+                        "diff": diff,
+                        "low": low,
+                        "high": high,
+                        "format": final.format_share,
+                        "grpo_s": grpo_s,
+                        "train_runtime_s": summary.get("train_runtime_s"),
+                        "steps": summary.get("global_step"),
+                        "eval_s": final.generate_and_score_s,
+                        "grpo_peak_gb": grpo_peak_gb,
+                    }
+                )
                 print(f"{name}: {base.accuracy:.1%} -> {final.accuracy:.1%} ({grpo_s:.0f} s)", flush=True)
 
     n = opts.n_eval
     load_after = os.getloadavg()
     timings["loadavg_start"], timings["loadavg_end"] = load_before, load_after
     timings["peak_tree_gb"] = mem.peak_tree_overall / 2**30
-    print(f"\nheld-out greedy accuracy on {n} problems. Warm start: {timings['sft_wall_s']:.0f} s wall "
-          f"(SFT loop {timings['sft_train_s']:.0f} s), peak {timings['sft_peak_gb']:.2f} GB; its evaluation "
-          f"{timings['eval_warm_s']:.1f} s. Peak of the whole process tree {timings['peak_tree_gb']:.2f} GB. "
-          f"Host load average (1/5/15 min) {fmt_load(load_before)} at the start, {fmt_load(load_after)} "
-          "at the end.")
-    print("| arm | warm start | final | paired diff [95% CI] | final format | GRPO wall s (loop) "
-          "| GRPO peak GB | eval s |")
+    print(
+        f"\nheld-out greedy accuracy on {n} problems. Warm start: {timings['sft_wall_s']:.0f} s wall "
+        f"(SFT loop {timings['sft_train_s']:.0f} s), peak {timings['sft_peak_gb']:.2f} GB; its evaluation "
+        f"{timings['eval_warm_s']:.1f} s. Peak of the whole process tree {timings['peak_tree_gb']:.2f} GB. "
+        f"Host load average (1/5/15 min) {fmt_load(load_before)} at the start, {fmt_load(load_after)} "
+        "at the end."
+    )
+    print(
+        "| arm | warm start | final | paired diff [95% CI] | final format | GRPO wall s (loop) "
+        "| GRPO peak GB | eval s |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['arm']} | {r['warm']:.1%} | {r['final']:.1%} | {100 * r['diff']:+.1f} "
-              f"[{100 * r['low']:+.1f}, {100 * r['high']:+.1f}] | {r['format']:.1%} | {r['grpo_s']:.0f} "
-              f"({r['train_runtime_s'] or 0:.0f}) | "
-              f"{r['grpo_peak_gb']:.2f} | {r['eval_s']:.1f} |")
+        print(
+            f"| {r['arm']} | {r['warm']:.1%} | {r['final']:.1%} | {100 * r['diff']:+.1f} "
+            f"[{100 * r['low']:+.1f}, {100 * r['high']:+.1f}] | {r['format']:.1%} | {r['grpo_s']:.0f} "
+            f"({r['train_runtime_s'] or 0:.0f}) | "
+            f"{r['grpo_peak_gb']:.2f} | {r['eval_s']:.1f} |"
+        )
     (out / "results.json").write_text(json.dumps({"timings": timings, "rows": rows, "n_eval": n}, indent=2))
     if opts.out:
         print(f"\nrun dirs, logs and results.json in {out}")

@@ -38,7 +38,9 @@ Steps = list[tuple[list[str], list[str]]]
 def load_problems() -> tuple[list[dict], str]:
     if TRAIN_SAMPLE.exists():
         rows = [json.loads(line) for line in TRAIN_SAMPLE.read_text().splitlines() if line.strip()]
-        return [{"solution": r["solution"], "answer": r["answer"]} for r in rows], f"{TRAIN_SAMPLE.name} ({len(rows)} rows)"
+        return [
+            {"solution": r["solution"], "answer": r["answer"]} for r in rows
+        ], f"{TRAIN_SAMPLE.name} ({len(rows)} rows)"
     rng = random.Random(0)  # fallback: generated problems with a worked, boxed solution
     rows = []
     for _ in range(500):
@@ -53,8 +55,11 @@ ENDINGS = {  # how a completion states its answer, after the reasoning
     "display": "**Final Answer**\n\\[\n\\boxed{{{a}}}\n\\]",  # \boxed inside \[ \]
     "inline": "The answer is $\\boxed{{{a}}}$.",  # \boxed inside $ $
 }
-STYLES = {"mixed": (("plain", 0.35), ("display", 0.25), ("inline", 0.30)), "env": (("display", 0.45), ("inline", 0.45)),
-          "plain": (("plain", 0.9),)}  # the rest of each mix (10%): truncated, no answer
+STYLES = {
+    "mixed": (("plain", 0.35), ("display", 0.25), ("inline", 0.30)),
+    "env": (("display", 0.45), ("inline", 0.45)),
+    "plain": (("plain", 0.9),),
+}  # the rest of each mix (10%): truncated, no answer
 
 
 def make_batch(n: int, problems: list[dict], bodies: list[dict], style: str, seed: int) -> tuple[list[str], list[str]]:
@@ -70,7 +75,9 @@ def make_batch(n: int, problems: list[dict], bodies: list[dict], style: str, see
                 piece = rng.choice(bodies)["solution"].replace("\\boxed", "")
                 body.append(piece)
                 size += len(piece) + 1
-            answer = row["answer"] if rng.random() < 0.5 else rng.choice(["7", "12", "\\frac{1}{2}", row["answer"] + "+1"])
+            answer = (
+                row["answer"] if rng.random() < 0.5 else rng.choice(["7", "12", "\\frac{1}{2}", row["answer"] + "+1"])
+            )
             r, ending = rng.random(), "I ran out of room before finishing"
             for name, share in STYLES[style]:
                 if r < share:
@@ -118,9 +125,14 @@ def in_process_path(steps: Steps) -> list:
 def reward_cfg(workers: int, boxed_all: bool = False) -> dict:
     seed_mode = {"unparseable_gold": "seed"}
     extra = {"boxed": "all"} if boxed_all else {}
-    return {"terms": {"accuracy": {"params": seed_mode}, "cosine": {"params": {"max_len": MAX_LEN, **seed_mode, **extra}},
-                      "length": {"params": {**seed_mode, **extra}}},
-            "verifier": {"workers": workers, "timeout_s": 30.0}}
+    return {
+        "terms": {
+            "accuracy": {"params": seed_mode},
+            "cosine": {"params": {"max_len": MAX_LEN, **seed_mode, **extra}},
+            "length": {"params": {**seed_mode, **extra}},
+        },
+        "verifier": {"workers": workers, "timeout_s": 30.0},
+    }
 
 
 def run_pool(cfg: dict, warm: Steps, steps: Steps) -> tuple[float, list]:
@@ -162,20 +174,24 @@ def measure(path: str, workers: int, args: argparse.Namespace) -> tuple[float, l
 
 
 def _split(texts: list[str], golds: list[str], batch: int) -> Steps:
-    return [(texts[i:i + batch], golds[i:i + batch]) for i in range(0, len(texts), batch)]
+    return [(texts[i : i + batch], golds[i : i + batch]) for i in range(0, len(texts), batch)]
 
 
 def throughput(args: argparse.Namespace) -> None:
     rows, source = load_problems()
     texts, golds = make_batch(args.n, rows[: len(rows) * 4 // 5], rows, args.style, seed=0)
     mean_chars = sum(map(len, texts)) / len(texts)
-    print(f"\n## Throughput: {args.n} completions ({args.style} answer styles), mean {mean_chars:,.0f} chars, "
-          f"steps of {args.batch}; golds: {source}; each path in a fresh process after {args.warm} warm-up "
-          f"completions per process; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\n## Throughput: {args.n} completions ({args.style} answer styles), mean {mean_chars:,.0f} chars, "
+        f"steps of {args.batch}; golds: {source}; each path in a fresh process after {args.warm} warm-up "
+        f"completions per process; load average {os.getloadavg()[0]:.1f}"
+    )
     breakdown(texts[:120], golds[:120], args)
 
-    paths = [("seed", 1, "seed-like baseline: 3 terms each parse gold + completion, verify; sequential"),
-             ("in-process", 1, "shared pass + caches, in-process, 1 core (attribution only: no time limit)")]
+    paths = [
+        ("seed", 1, "seed-like baseline: 3 terms each parse gold + completion, verify; sequential"),
+        ("in-process", 1, "shared pass + caches, in-process, 1 core (attribution only: no time limit)"),
+    ]
     paths += [("pool", w, f"shared verifier, {w} worker process(es)") for w in args.workers]
     if args.boxed_all:
         w = max(args.workers)
@@ -190,8 +206,12 @@ def throughput(args: argparse.Namespace) -> None:
             if path == "seed":
                 base = out
             elif path == "boxed-all":
-                diffs = sum(x != y for s1, s2 in zip(out, base, strict=True) for a, b in zip(s1, s2, strict=True)
-                            for x, y in zip(a, b, strict=True))
+                diffs = sum(
+                    x != y
+                    for s1, s2 in zip(out, base, strict=True)
+                    for a, b in zip(s1, s2, strict=True)
+                    for x, y in zip(a, b, strict=True)
+                )
                 notes[label] = f"{diffs} of {3 * args.n} rewards differ from the seed"
             elif out != base:
                 raise SystemExit(f"{label}: values differ from the seed baseline")
@@ -199,8 +219,10 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"\n| path | best s (of {args.repeats}) | median s | completions/s | speed-up (best) | note |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
     for label, ts in results.items():
-        print(f"| {label} | {min(ts):.2f} | {statistics.median(ts):.2f} | {args.n / min(ts):,.0f} | "
-              f"{best_base / min(ts):.1f}x | {notes.get(label, '')} |")
+        print(
+            f"| {label} | {min(ts):.2f} | {statistics.median(ts):.2f} | {args.n / min(ts):,.0f} | "
+            f"{best_base / min(ts):.1f}x | {notes.get(label, '')} |"
+        )
     print("\nReward values of every seed-parity path identical to the baseline (asserted).")
 
 
@@ -211,16 +233,19 @@ def breakdown(texts: list[str], golds: list[str], args: argparse.Namespace) -> N
     mc.quiet_math_verify_logs()
     patterns = ex._scan_patterns([ex.answer_config("all")])
     parts = {
-        "gold parse (full solution text)": lambda t, g: parse(g, extraction_mode="first_match",
-                                                              extraction_config=list(mc.GOLD_CONFIG)),
+        "gold parse (full solution text)": lambda t, g: parse(
+            g, extraction_mode="first_match", extraction_config=list(mc.GOLD_CONFIG)
+        ),
         "completion: regex scan only": lambda t, g: ex._first_match(t, patterns),
         "completion: full parse, boxed=all (accuracy)": lambda t, g: parse(
-            t, extraction_config=[ex.answer_config("all")], extraction_mode="first_match"),
+            t, extraction_config=[ex.answer_config("all")], extraction_mode="first_match"
+        ),
         "completion: full parse, boxed=True (cosine, length)": lambda t, g: parse(
-            t, extraction_config=[ex.answer_config(True)], extraction_mode="first_match"),
+            t, extraction_config=[ex.answer_config(True)], extraction_mode="first_match"
+        ),
     }
     rows, _ = load_problems()
-    warm_t, warm_g = make_batch(min(args.warm, 120), rows[len(rows) * 4 // 5:], rows, args.style, seed=99)
+    warm_t, warm_g = make_batch(min(args.warm, 120), rows[len(rows) * 4 // 5 :], rows, args.style, seed=99)
     for fn in parts.values():  # warm ANTLR on other problems
         [fn(t, g) for t, g in zip(warm_t, warm_g, strict=True)]
     print("\n| seed step part (per completion, per term; math-verify's 20-entry caches only) | ms |\n| --- | ---: |")
@@ -274,18 +299,25 @@ def seed_in_subprocess(text: str, limit: float) -> str:
 
 
 def worst_case(timeout_s: float, seed_limit: float) -> None:
-    print(f"\n## Worst case: each adversarial completion alone, gold $12$, verifier limit {timeout_s:.0f} s, "
-          f"2 workers; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\n## Worst case: each adversarial completion alone, gold $12$, verifier limit {timeout_s:.0f} s, "
+        f"2 workers; load average {os.getloadavg()[0]:.1f}"
+    )
     v = SharedVerifier(workers=2, timeout_s=timeout_s)
     acc = get_reward("accuracy", verifier=v)
     get_reward("cosine", verifier=v)  # both normalizations judged in the one pass, as in training
     acc(completions=["\\boxed{1}"], solution=["$1$"])  # start the workers
-    print("\n| completion | chars | shared verifier (all terms) | verdict | seed code path, 3 terms, main thread |\n| --- | ---: | ---: | --- | --- |")
+    print(
+        "\n| completion | chars | shared verifier (all terms) | verdict | seed code path, 3 terms, main thread |\n| --- | ---: | ---: | --- | --- |"
+    )
     worst = 0.0
     for name, text in ADVERSARIAL.items():
         logged: dict[str, float] = {}
-        secs, out = timed(lambda text=text, logged=logged: acc(
-            completions=[text], solution=["$12$"], log_metric=lambda k, val: logged.__setitem__(k, val)))
+        secs, out = timed(
+            lambda text=text, logged=logged: acc(
+                completions=[text], solution=["$12$"], log_metric=lambda k, val: logged.__setitem__(k, val)
+            )
+        )
         worst = max(worst, secs)
         verdict = "timed out: wrong" if logged.get("verifier/timeouts") else ("right" if out[0] == 1.0 else "wrong")
         seed = seed_in_subprocess(text, seed_limit) if seed_limit > 0 else "not run"
@@ -293,8 +325,10 @@ def worst_case(timeout_s: float, seed_limit: float) -> None:
     ok_s, ok = timed(lambda: acc(completions=["\\boxed{12}", "\\boxed{13}"], solution=["$12$"] * 2))
     replaced = v.pool.replaced
     v.close()
-    print(f"\nMax seconds per completion: {worst:.2f} (limit {timeout_s:.0f} s). Next batch after the timeouts: "
-          f"{ok} in {ok_s:.2f} s; workers replaced: {replaced}.")
+    print(
+        f"\nMax seconds per completion: {worst:.2f} (limit {timeout_s:.0f} s). Next batch after the timeouts: "
+        f"{ok} in {ok_s:.2f} s; workers replaced: {replaced}."
+    )
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from openrs.errors import UserError
-from openrs.run_dir import RunDir
+from openrs.records.run_dir import RunDir
 
 PATH_KEYS = ("run", "resume", "baseline", "hydra.run.dir", "hydra.sweep.dir")
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./~+:@%")

@@ -9,11 +9,11 @@ sweeps alike), reads its scalars with tensorboard's own ``EventAccumulator``, an
   does, one line a run, the raw points faint behind),
 - for runs with evaluations (``eval_after``, or ``python -m openrs.evaluate run=<dir>``): per benchmark and arm
   (runs differing only by seed) the accuracy, the spread across seeds and paired differences against the start
-  and against ``control=<arm>``, each with its 95% interval and p-value (openrs.significance), also as
+  and against ``control=<arm>``, each with its 95% interval and p-value (openrs.evaluate.significance), also as
   ``significance.json``,
 
 into ``out`` (default: the first dir). Runs still training are read as far as their events go.
-The figures come from :func:`openrs.run_summary.headline`, which also fills ``summary.json``.
+The figures come from :func:`openrs.records.run_summary.headline`, which also fills ``summary.json``.
 """
 
 from __future__ import annotations
@@ -27,16 +27,24 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from openrs import hparams, run_summary, significance
-from openrs.atomic import write_json_atomic
-from openrs.run_dir import RunDir
+from openrs.evaluate import significance
+from openrs.records import hparams, run_summary
+from openrs.records.atomic import write_json_atomic
+from openrs.records.run_dir import RunDir
 
 ALIASES = {"accuracy": run_summary.ACCURACY_KEYS, "clipped": run_summary.CLIPPED_KEYS}
 COLUMNS = {  # figure -> table header
-    "steps": "steps", "reward_final": "reward", "reward_best": "best", "accuracy_final": "acc",
-    "accuracy_best": "best acc", "length_final": "length", "clipped_final": "clipped", "drift_final": "drift",
-    "gpu_hours": "GPU-h", "cost_usd": "cost $",
-}  # fmt: skip
+    "steps": "steps",
+    "reward_final": "reward",
+    "reward_best": "best",
+    "accuracy_final": "acc",
+    "accuracy_best": "best acc",
+    "length_final": "length",
+    "clipped_final": "clipped",
+    "drift_final": "drift",
+    "gpu_hours": "GPU-h",
+    "cost_usd": "cost $",
+}
 RUNNING_WITHIN_S = 600  # a run without summary.json whose events changed this recently is still running
 
 
@@ -44,9 +52,7 @@ RUNNING_WITHIN_S = 600  # a run without summary.json whose events changed this r
 class CompareConfig:
     """Options of ``openrs.compare`` (``key=value`` on the command line)."""
 
-    metrics: list[str] = field(
-        default_factory=lambda: ["reward", "accuracy", "completions/mean_length", "clipped"]
-    )
+    metrics: list[str] = field(default_factory=lambda: ["reward", "accuracy", "completions/mean_length", "clipped"])
     out: str | None = None  # where compare.png / compare.csv go; None: the first dir given
     smooth: float = 0.6  # EMA weight of the plotted curves, as TensorBoard's smoothing slider
     window: int = 10  # final = mean of the last `window` logged steps; best = the highest such mean
@@ -120,7 +126,12 @@ def _relative(path: Path, roots: Sequence[Path]) -> str:
 
 def table_rows(runs: Sequence[Run], window: int) -> list[dict[str, Any]]:
     return [
-        {"run": r.label, "status": r.status, **run_summary.headline(r.series, window), "run_dir": str(r.run_dir)}
+        {
+            "run": r.label,
+            "status": r.status,
+            **run_summary.headline(r.series, window),
+            "run_dir": str(r.run_dir),
+        }
         for r in runs
     ]
 
@@ -232,7 +243,11 @@ def compare(dirs: Sequence[Path], cfg: CompareConfig) -> tuple[list[dict[str, An
     csv_path, png_path = out / "compare.csv", out / "compare.png"
     write_csv(rows, csv_path)
     plot(runs, cfg.metrics, cfg.smooth, png_path)
-    evals = [e for r in runs for e in significance.read_run_eval(r.run_dir, r.label, significance.seedless(r.label.split(",")))]
+    evals = [
+        e
+        for r in runs
+        for e in significance.read_run_eval(r.run_dir, r.label, significance.seedless(r.label.split(",")))
+    ]
     if evals:  # runs with evaluations: which differences exceed their noise
         report, sig_rows = significance.compare_arms(evals, cfg.control)
         print(f"\n{report}")

@@ -20,6 +20,10 @@ class UsageError(UserError, ValueError):
     exit_code = 2
 
 
+class DatasetError(UsageError):
+    """A dataset that cannot be used as configured (a missing column, an empty row, an unreadable file)."""
+
+
 class RunError(UserError, RuntimeError):
     """The run could not go on; nothing was lost (the message says where it resumes)."""
 

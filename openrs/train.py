@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from openrs.cli import quote_path_overrides, report_user_errors
 from openrs.config import CONF_DIR, RunConfig, register_configs, to_run_config
 from openrs.errors import UsageError
-from openrs.run_dir import RunDir
+from openrs.records.run_dir import RunDir
 
 log = logging.getLogger("openrs.train")
 
@@ -47,8 +47,14 @@ def evaluate_after_training(cfg: RunConfig, run_dir: Path) -> str:
     if done.is_file():
         return json.loads(done.read_text())["sentence"]
     e = cfg.eval_after
-    record = start_vs_final(models.resolve_model_path(cfg.model), RunDir(run_dir).final, run_dir, e.benchmark, e.limit,
-                            e.max_new_tokens)  # fmt: skip
+    record = start_vs_final(
+        models.resolve_model_path(cfg.model),
+        RunDir(run_dir).final,
+        run_dir,
+        e.benchmark,
+        e.limit,
+        e.max_new_tokens,
+    )
     return record["sentence"]
 
 
@@ -60,8 +66,8 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the final mean reward (for sweepers)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from openrs import console
-    from openrs.launch import launch
+    from openrs.records import console
+    from openrs.runtime.launch import launch
 
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     with report_user_errors("openrs.train", hydra_dir):

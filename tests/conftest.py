@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated artefact cache, the repo root, and the optional ../shared data."""
+"""Shared fixtures: an isolated artefact cache, the demo's warm start built once, the repo root, and the optional
+../shared data."""
 
 from __future__ import annotations
 
@@ -20,6 +21,16 @@ def openrs_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
+@pytest.fixture(scope="session")
+def mini_warm_start(openrs_cache: Path) -> Path:
+    """The default experiment's (``make demo``'s) warm start, built once a session in this process, into the session's
+    cache: tests that run the demo in a subprocess then find it there, instead of building it under a timeout."""
+    from openrs.config import compose, to_run_config
+    from openrs.training.warmstart import build_warm_start
+
+    return build_warm_start(to_run_config(compose([])).model)
+
+
 @pytest.fixture
 def shared_data() -> Path | None:
     """../shared/data/benchmarks where it exists, else None (for tests that use it when present)."""
@@ -31,7 +42,9 @@ def shared_data() -> Path | None:
 def shared_benchmarks(shared_data: Path | None) -> Path:
     """../shared/data/benchmarks, or skip: a fresh clone has no ../shared."""
     if shared_data is None:
-        pytest.skip(f"{SHARED / 'data' / 'benchmarks'} is absent (shared test data is only beside the developers' checkout)")
+        pytest.skip(
+            f"{SHARED / 'data' / 'benchmarks'} is absent (shared test data is only beside the developers' checkout)"
+        )
     return shared_data
 
 
@@ -41,8 +54,6 @@ def run_module():
     import subprocess
 
     def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
-        )
+        return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
     return run

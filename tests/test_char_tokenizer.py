@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from openrs.char_tokenizer import ALPHABET, build_char_tokenizer
 from openrs.config import TinyModelConfig
-from openrs.tiny import THINK_TOKENS, tiny_model_dir
+from openrs.models.char_tokenizer import ALPHABET, build_char_tokenizer
+from openrs.models.chat_format import THINK_TOKENS
+from openrs.models.tiny import tiny_model_dir
 
 TEXT = "What is $37 + 4 \\times 8$?\n4*8=32\n37+32=69\n</think>\n\\boxed{69}"
 

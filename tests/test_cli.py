@@ -16,15 +16,23 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_sweep_point_dirs_are_quoted_for_hydra():
     point = "outputs/multirun/smoke/2026-12-02/10-00-00/grpo.max_steps=30,lr=0.001"
     assert quote_path_overrides(["x", f"run={point}", f"resume={point}"]) == [
-        "x", f"run='{point}'", f"resume='{point}'"
-    ]  # fmt: skip
+        "x",
+        f"run='{point}'",
+        f"resume='{point}'",
+    ]
     plain = ["run=outputs/rs3/2026-12-02/10-00-00", "lr=1e-6,5e-6", "run='already/quoted=1'"]
     assert quote_path_overrides(plain) == plain  # plain paths, sweeps and quoted values are left alone
     assert quote_path_overrides(["resume=/tmp/it's=here"]) == ["resume='/tmp/it\\'s=here'"]
@@ -41,13 +49,28 @@ def test_only_hydra_files_means_nothing_of_the_run(tmp_path):
 @pytest.mark.slow
 def test_a_sweep_points_dir_as_printed_pastes_back_into_resume(tmp_path):
     sweep = tmp_path / "sweep"
-    out = run("-m", "openrs.train", "--multirun", "experiment=smoke", "grpo.max_steps=2", "grpo.save_steps=2", "lr=1e-3,3e-3",
-              f"hydra.sweep.dir={sweep}")  # fmt: skip
+    out = run(
+        "-m",
+        "openrs.train",
+        "--multirun",
+        "experiment=smoke",
+        "grpo.max_steps=2",
+        "grpo.save_steps=2",
+        "lr=1e-3,3e-3",
+        f"hydra.sweep.dir={sweep}",
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     point = sweep / "grpo.max_steps=2,grpo.save_steps=2,lr=0.001"
     assert f"run dir {point}" in out.stdout  # printed by the run's header, as the user sees it
-    again = run("-m", "openrs.train", "experiment=smoke", "grpo.max_steps=2", "grpo.save_steps=2", f"resume={point}",
-                f"hydra.run.dir={tmp_path / 'again'}")  # fmt: skip
+    again = run(
+        "-m",
+        "openrs.train",
+        "experiment=smoke",
+        "grpo.max_steps=2",
+        "grpo.save_steps=2",
+        f"resume={point}",
+        f"hydra.run.dir={tmp_path / 'again'}",
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "is complete (step 2 of 2)" in again.stdout
 
@@ -64,7 +87,11 @@ USER_ERRORS = [
     (["max_len=0"], 2, "(the max_len sweep axis feeds it)=0: must be >= 1"),
     (["grpo.num_generations=1"], 2, "grpo.num_generations=1: must be >= 2"),
     (["optimizer.warmup_ratio=1.5"], 2, "optimizer.warmup_ratio=1.5: must be in [0, 1)"),
-    (["hardware.vllm_gpu_memory_utilization=2"], 2, "hardware.vllm_gpu_memory_utilization=2.0: must be in (0, 1]"),
+    (
+        ["hardware.vllm_gpu_memory_utilization=2"],
+        2,
+        "hardware.vllm_gpu_memory_utilization=2.0: must be in (0, 1]",
+    ),
     (["reward=cosine", "reward.terms.cosine.params.max_len=-1"], 2, "reward.terms.cosine.params: "),
     (["reward.verifier.timeout_s=0"], 2, "reward.verifier.timeout_s must be a positive number"),
 ]
@@ -88,10 +115,18 @@ def test_user_error_is_one_line_without_traceback_and_leaves_no_run_dir(tmp_path
 @pytest.mark.slow
 def test_offline_hub_model_is_one_line(tmp_path):
     """The paper's model with no network: a clear line naming the model and the local way, quickly."""
-    out = run("-m", "openrs.train", "experiment=rs2", "hardware=cpu", "model.dtype=float32",
-              "hardware.per_device_train_batch_size=6", "dataset=mini_arith",  # local data: the model is what fails
-              f"hydra.run.dir={tmp_path / 'run'}", env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
-              timeout=300)  # fmt: skip
+    out = run(
+        "-m",
+        "openrs.train",
+        "experiment=rs2",
+        "hardware=cpu",
+        "model.dtype=float32",
+        "hardware.per_device_train_batch_size=6",
+        "dataset=mini_arith",  # local data: the model is what fails
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
+        timeout=300,
+    )
     assert out.returncode != 0
     errors = [line for line in out.stderr.splitlines() if line.startswith("openrs.train: error:")]
     assert len(errors) == 1 and "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B" in errors[0], out.stderr[-3000:]
@@ -99,7 +134,7 @@ def test_offline_hub_model_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_console_is_short_before_step_one_and_free_of_warnings(tmp_path):
+def test_demo_console_is_short_before_step_one_and_free_of_warnings(tmp_path, mini_warm_start):
     out = run("-m", "openrs.train", "grpo.max_steps=2", f"hydra.run.dir={tmp_path / 'run'}")
     assert out.returncode == 0, out.stderr[-3000:]
     lines = (out.stdout + out.stderr).splitlines()

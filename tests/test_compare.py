@@ -33,17 +33,13 @@ def fake_run(run_dir: Path, overrides: list[str], rewards: list[float], done: bo
 @pytest.fixture
 def sweep(tmp_path) -> Path:
     root = tmp_path / "sweep"
-    fake_run(
-        root / "lr=0.001", ["experiment=smoke", "lr=0.001", "grpo.max_steps=12"], [0.1 * i for i in range(12)]
-    )
+    fake_run(root / "lr=0.001", ["experiment=smoke", "lr=0.001", "grpo.max_steps=12"], [0.1 * i for i in range(12)])
     fake_run(root / "lr=0.003", ["experiment=smoke", "lr=0.003", "grpo.max_steps=12"], [1.0] * 5, done=False)
     return root
 
 
 def test_compare_table_csv_and_png(sweep, tmp_path, capsys):
-    rows, csv_path, png_path = compare.compare(
-        [sweep], compare.CompareConfig(out=str(tmp_path / "out"), window=4)
-    )
+    rows, csv_path, png_path = compare.compare([sweep], compare.CompareConfig(out=str(tmp_path / "out"), window=4))
     out = capsys.readouterr().out
     header, first, second = out.splitlines()[:3]
     assert "reward" in header and "cost $" in header
@@ -110,11 +106,15 @@ def with_eval(run_dir: Path, start: list[int], final: list[int]) -> None:
     import json
 
     (run_dir / "eval").mkdir(parents=True, exist_ok=True)
-    (run_dir / "eval" / "after_training.json").write_text(json.dumps({
-        "benchmark": "mini_heldout",
-        "start": {"outcomes": [[bool(x)] for x in start]},
-        "final": {"outcomes": [[bool(x)] for x in final]},
-    }))  # fmt: skip
+    (run_dir / "eval" / "after_training.json").write_text(
+        json.dumps(
+            {
+                "benchmark": "mini_heldout",
+                "start": {"outcomes": [[bool(x)] for x in start]},
+                "final": {"outcomes": [[bool(x)] for x in final]},
+            }
+        )
+    )
 
 
 def test_compare_tests_arms_against_the_control_and_reports_seed_spread(tmp_path, capsys):
@@ -125,10 +125,16 @@ def test_compare_tests_arms_against_the_control_and_reports_seed_spread(tmp_path
     root = tmp_path / "ablation"
     start = [1] * 30 + [0] * 70
     for seed in (1, 2, 3):
-        for reward, final in (("format", [1] * 20 + [0] * 80), ("accuracy", [1] * 60 + [0] * 40),
-                              ("cosine", [1] * 20 + [0] * 80)):
-            run = fake_run(root / f"reward={reward},seed={seed}", ["experiment=mini", f"reward={reward}", f"seed={seed}"],
-                           [0.5] * 3)  # fmt: skip
+        for reward, final in (
+            ("format", [1] * 20 + [0] * 80),
+            ("accuracy", [1] * 60 + [0] * 40),
+            ("cosine", [1] * 20 + [0] * 80),
+        ):
+            run = fake_run(
+                root / f"reward={reward},seed={seed}",
+                ["experiment=mini", f"reward={reward}", f"seed={seed}"],
+                [0.5] * 3,
+            )
             with_eval(run, start, final)
     compare.compare([root], compare.CompareConfig(out=str(tmp_path / "out"), control="reward=format"))
     out = capsys.readouterr().out
@@ -138,7 +144,10 @@ def test_compare_tests_arms_against_the_control_and_reports_seed_spread(tmp_path
     assert acc["accuracy"] == pytest.approx(0.6) and acc["vs_control"]["difference"] == pytest.approx(0.4)
     assert acc["vs_control"]["ci_low"] > 0.25 and acc["vs_control"]["significant"]
     assert acc["vs_start"]["difference"] == pytest.approx(0.3)
-    assert rows["reward=cosine"]["vs_control"]["difference"] == 0 and not rows["reward=cosine"]["vs_control"]["significant"]
+    assert (
+        rows["reward=cosine"]["vs_control"]["difference"] == 0
+        and not rows["reward=cosine"]["vs_control"]["significant"]
+    )
     assert acc["seed_std"] == 0 and acc["between_seed_var"] == 0  # identical seeds: no spread
     assert "vs reward=format +40.0" in out and "(not significant)" in out
 
@@ -155,11 +164,19 @@ def test_key_value_control_is_matched_at_each_arms_other_overrides(tmp_path):
     import json
 
     root = tmp_path / "sweep"
-    finals = {("format", "1e-4"): 20, ("format", "5e-5"): 40, ("accuracy", "1e-4"): 60, ("accuracy", "5e-5"): 50}
+    finals = {
+        ("format", "1e-4"): 20,
+        ("format", "5e-5"): 40,
+        ("accuracy", "1e-4"): 60,
+        ("accuracy", "5e-5"): 50,
+    }
     for (reward, lr), right in finals.items():
         for seed in (1, 2):
-            run = fake_run(root / f"lr={lr},reward={reward},seed={seed}", [f"lr={lr}", f"reward={reward}", f"seed={seed}"],
-                           [0.5] * 3)  # fmt: skip
+            run = fake_run(
+                root / f"lr={lr},reward={reward},seed={seed}",
+                [f"lr={lr}", f"reward={reward}", f"seed={seed}"],
+                [0.5] * 3,
+            )
             with_eval(run, [0] * 100, [1] * right + [0] * (100 - right))
     compare.compare([root], compare.CompareConfig(out=str(tmp_path / "out"), control="reward=format"))
     rows = {r["arm"]: r for r in json.loads((tmp_path / "out" / "significance.json").read_text())}

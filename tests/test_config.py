@@ -96,7 +96,7 @@ def test_paper_presets(experiment: str):
 
 def test_paper_presets_reach_grpo_config(tmp_path):
     """The values survive the mapping onto TRL's GRPOConfig (use_reentrant, ZeRO-2 file, vLLM)."""
-    from openrs.grpo_config import to_grpo_config
+    from openrs.training.grpo_config import to_grpo_config
 
     cfg = run_config("experiment=rs3")
     cfg.hardware.use_cpu = True  # no GPU here; the rest is the preset's
@@ -136,7 +136,7 @@ def test_default_is_open_rs_in_miniature_on_cpu():
 
 
 def test_lora_group_becomes_peft_config():
-    from openrs.run import to_peft_config
+    from openrs.training.trainer import to_peft_config
 
     assert to_peft_config(run_config("experiment=rs2")) is None
     peft = to_peft_config(run_config("experiment=rs2", "peft=lora", "peft.lora.r=8"))
@@ -176,7 +176,7 @@ def test_cli_prints_composed_config(run_module):
 
 
 def test_save_strategy_reaches_grpo_config(tmp_path):
-    from openrs.grpo_config import to_grpo_config
+    from openrs.training.grpo_config import to_grpo_config
 
     assert to_grpo_config(run_config(), tmp_path).save_strategy == "steps"
     assert to_grpo_config(run_config("grpo.save_strategy=no"), tmp_path).save_strategy == "no"

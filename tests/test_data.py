@@ -35,16 +35,17 @@ def test_arithmetic_rows_have_the_real_datasets_shape():
     cfg = DatasetConfig(source=DatasetSource.arithmetic, system_prompt="SYS")
     ds = load_problems(cfg)
     row = ds[0]
-    assert row["prompt"] == [{"role": "system", "content": "SYS"}, {"role": "user", "content": row["problem"]}]
+    assert row["prompt"] == [
+        {"role": "system", "content": "SYS"},
+        {"role": "user", "content": row["problem"]},
+    ]
     assert "\\boxed{" in row["solution"]
     assert len(ds) == cfg.arithmetic.num_problems
 
 
 def test_local_jsonl_loads_with_custom_columns(tmp_path):
     path = write_jsonl(tmp_path / "p.jsonl", [{"question": "1+1?", "gold": "$2$"}, {"question": "2+2?", "gold": "4"}])
-    cfg = DatasetConfig(
-        source=DatasetSource.local, path=str(path), problem_column="question", solution_column="gold"
-    )
+    cfg = DatasetConfig(source=DatasetSource.local, path=str(path), problem_column="question", solution_column="gold")
     ds = load_problems(cfg)
     assert ds["solution"] == ["$2$", "4"]
     assert ds[1]["prompt"] == [{"role": "user", "content": "2+2?"}]
@@ -98,7 +99,7 @@ def test_hub_source_asks_datasets_for_the_configured_id(monkeypatch):
 
 def test_long_prompts_are_dropped():
     from openrs.config import TinyModelConfig
-    from openrs.tiny import build_tiny_tokenizer
+    from openrs.models.tiny import build_tiny_tokenizer
 
     del TinyModelConfig
     tokenizer = build_tiny_tokenizer(512)

@@ -18,17 +18,21 @@ from typing import Any
 import pytest
 from test_resume import _checkpoints, _kill_when, _logged_steps, _start
 
-from openrs.checkpoints import MARKER, WEIGHTS_ONLY
 from openrs.config import compose, to_run_config
-from openrs.launch import weights_digest
-from openrs.metrics_log import read_metrics
-from openrs.run_dir import RunDir
+from openrs.records.metrics_log import read_metrics
+from openrs.records.run_dir import RunDir
+from openrs.runtime.worker import weights_digest
+from openrs.training.checkpoints import MARKER, WEIGHTS_ONLY
 
 # The smoke experiment on 2 gloo ranks under ZeRO-2; 16 completion tokens keep a step well under a second.
 ZERO2 = [
-    "experiment=smoke", "hardware=cpu", "hardware.num_processes=2",
-    "hardware.deepspeed=deepspeed/zero2.json", "hardware.bf16=false", "max_len=16",
-]  # fmt: skip
+    "experiment=smoke",
+    "hardware=cpu",
+    "hardware.num_processes=2",
+    "hardware.deepspeed=deepspeed/zero2.json",
+    "hardware.bf16=false",
+    "max_len=16",
+]
 
 
 def _train(run_dir: Path, log_path: Path, *overrides: str, timeout: float = 600) -> str:
@@ -116,17 +120,14 @@ def test_zero2_two_ranks_train_shard_checkpoints_and_agree(tmp_path):
 
     # The config DeepSpeed ran with: the preset's JSON with TRL/transformers' "auto" values filled in.
     ds = _provenance_deepspeed(run_dir)
-    assert (
-        ds["zero_optimization"]["stage"] == 2
-        and ds["zero_optimization"]["offload_optimizer"]["device"] == "none"
-    )
+    assert ds["zero_optimization"]["stage"] == 2 and ds["zero_optimization"]["offload_optimizer"]["device"] == "none"
     assert ds["train_micro_batch_size_per_gpu"] == 8 and ds["train_batch_size"] == 2 * 8
     assert ds["bf16"]["enabled"] is False
     assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 4
 
 
 def _rank_pids(run_dir: Path) -> list[int]:
-    """Live (not zombie) ``openrs.worker`` processes of this run dir."""
+    """Live (not zombie) ``openrs.runtime.worker`` processes of this run dir."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -136,7 +137,7 @@ def _rank_pids(run_dir: Path) -> list[int]:
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue  # gone meanwhile
-        if b"openrs.worker" in cmdline and str(run_dir).encode() in cmdline and state != "Z":
+        if b"openrs.runtime.worker" in cmdline and str(run_dir).encode() in cmdline and state != "Z":
             pids.append(int(proc.name))
     return pids
 
@@ -192,11 +193,7 @@ def test_zero2_kill9_of_the_launcher_resumes_from_the_zero_checkpoint(tmp_path):
         _assert_zero2_checkpoint(ckpt, world_size=2)
 
     # The killed attempt's steps past the checkpoint were logged twice; the readers keep the last record.
-    raw = [
-        r["step"]
-        for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
-        if "reward" in r
-    ]
+    raw = [r["step"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "reward" in r]
     assert raw == [*range(1, killed_at + 1), *range(newest + 1, max_steps + 1)]
     assert [r["step"] for r in read_metrics(run_dir) if "reward" in r] == list(range(1, max_steps + 1))
     acc = EventAccumulator(str(run_dir / "tb"))
@@ -210,20 +207,25 @@ def test_zero2_optimizer_offload_one_rank_trains_with_deepspeed_cpu_adam(tmp_pat
     run_dir = tmp_path / "run"
     # The first run on a machine JIT-compiles CPU Adam (about 1.5 min on 2 busy cores); later runs load it.
     _train(
-        run_dir, tmp_path / "train.log", "experiment=smoke", "hardware=cpu", "hardware.num_processes=1",
-        "hardware.deepspeed=deepspeed/zero2_offload.json", "hardware.gradient_accumulation_steps=2",
-        "max_len=16", "grpo.max_steps=2", "grpo.save_steps=2", timeout=900,
-    )  # fmt: skip
+        run_dir,
+        tmp_path / "train.log",
+        "experiment=smoke",
+        "hardware=cpu",
+        "hardware.num_processes=1",
+        "hardware.deepspeed=deepspeed/zero2_offload.json",
+        "hardware.gradient_accumulation_steps=2",
+        "max_len=16",
+        "grpo.max_steps=2",
+        "grpo.save_steps=2",
+        timeout=900,
+    )
 
     (report,) = _rank_reports(run_dir, 1)
     assert (report["world_size"], report["global_step"]) == (1, 2)
     final, init = _final_and_initial_digests(run_dir)
     assert final == report["weights_digest"] and final != init
     ds = _provenance_deepspeed(run_dir)
-    assert (
-        ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
-        and ds["gradient_accumulation_steps"] == 2
-    )
+    assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu" and ds["gradient_accumulation_steps"] == 2
     (ckpt,) = _checkpoints(run_dir).values()
     _assert_zero2_checkpoint(ckpt, world_size=1)
     # Under offload accelerate swaps torch's AdamW for DeepSpeedCPUAdam (the C++ op); its param groups carry
@@ -238,7 +240,7 @@ def test_pip_ninja_is_put_on_path_for_deepspeeds_jit_ops(tmp_path, monkeypatch):
 
     import ninja
 
-    from openrs.ds_ops import expose_ninja
+    from openrs.training.ds_ops import expose_ninja
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no ninja anywhere on PATH
     assert shutil.which("ninja") is None

@@ -1,6 +1,6 @@
 """One source for each default: conf/ holds the values; a dataclass default (kept so code can build the dataclass
-directly) must equal the YAML value it mirrors. Presets say only what differs from what they build on, and the
-paper presets compose to the configs captured before the structure pass."""
+directly) must equal the YAML value it mirrors, reward terms' parameters included. Presets say only what differs from
+what they build on, and compose to their snapshots (tests/preset_snapshots.py regenerates them: `make snapshots`)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 from omegaconf import OmegaConf
+from preset_snapshots import FIXTURES, PRESETS, snapshot
 
 import openrs.config as schema
-from openrs.config import CONF_DIR, compose, to_run_config
+from openrs.config import CONF_DIR, compose
 
-FIXTURES = Path(__file__).parent / "fixtures" / "presets"
 # Dicts whose schema default must stay empty: OmegaConf merges dicts, so a default entry would leak into every
 # option (reward=cosine would also get accuracy).
 MERGED_DICTS = {"system_prompts", "reward.terms"}
@@ -40,7 +40,9 @@ def disagreements(cls: type, node: dict, path: str = "") -> list[str]:
         if f.name not in node or key in MERGED_DICTS:
             continue
         default, value = _default(f), node[f.name]
-        section = next((t for t in (hints[f.name], *typing.get_args(hints[f.name])) if dataclasses.is_dataclass(t)), None)
+        section = next(
+            (t for t in (hints[f.name], *typing.get_args(hints[f.name])) if dataclasses.is_dataclass(t)), None
+        )
         if section is not None and isinstance(value, dict):
             if default is None:
                 continue  # an optional section (tiny, warm_start): compared through the option that sets it, below
@@ -110,24 +112,23 @@ def test_hardware_presets_set_only_what_differs_from_their_parent(preset, parent
     assert restated == [], f"{preset}.yaml restates {parent}: {restated}"
 
 
-def _plain(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return getattr(x, "value", x)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_compose_to_their_snapshots(preset):
+    """A failure here after an intended change: regenerate with `make snapshots` and review `git diff`."""
+    kept = _leaves(json.loads((FIXTURES / f"{preset}.json").read_text()))
+    now = _leaves(snapshot(preset))
+    changed = {k: (v, now.get(k)) for k, v in kept.items() if now.get(k) != v}
+    added = {k: now[k] for k in set(now) - set(kept)}
+    assert changed == {} and added == {}, (changed, added)
 
 
-# What the structure pass changed on purpose: a key renamed (it never turned off only the text diagnostics), and
-# the keys Hydra's instantiate needs to build peft.LoraConfig (the same task type the hand-written builder passed).
-RENAMED = {"diagnostics.enabled": "diagnostics.text"}
-ADDED = {"peft.lora._target_": "peft.LoraConfig", "peft.lora.task_type": "CAUSAL_LM"}
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "reward").glob("*.yaml")))
+def test_reward_term_defaults_equal_every_reward_option(option):
+    """Each term's typed parameters (openrs.rewards.params) mirror the values conf/reward/ writes for it."""
+    from openrs.rewards.terms import term_class
 
-
-@pytest.mark.parametrize("preset", ["rs1", "rs2", "rs3", "smoke", "mini", "gpu_check"])
-def test_presets_compose_to_the_configs_captured_before_the_pass(preset):
-    captured = {RENAMED.get(k, k): v for k, v in _leaves(json.loads((FIXTURES / f"{preset}.json").read_text())).items()}
-    now = _leaves(_plain(dataclasses.asdict(to_run_config(compose([f"experiment={preset}"])))))
-    changed = {k: (v, now.get(k)) for k, v in captured.items() if now.get(k) != v}
-    added = {k: now[k] for k in set(now) - set(captured)}
-    assert changed == {} and added == ADDED, (changed, added)
+    node = yaml.safe_load((CONF_DIR / "reward" / f"{option}.yaml").read_text())
+    found = []
+    for name, term in node["terms"].items():
+        found += disagreements(term_class(name).PARAMS, term.get("params") or {}, f"reward.terms.{name}.params")
+    assert found == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openrs import diagnostics as d
+from openrs.records import diagnostics as d
 
 
 @pytest.mark.parametrize(
@@ -59,4 +59,8 @@ def test_batch_diagnostics_shares():
         "no tags, cut off mid",
         "still no tags",
     ]
-    assert d.batch_diagnostics(texts) == {"lang_drift_share": 0.25, "think_closed_share": 0.5, "boxed_share": 0.5}
+    assert d.batch_diagnostics(texts) == {
+        "lang_drift_share": 0.25,
+        "think_closed_share": 0.5,
+        "boxed_share": 0.5,
+    }

@@ -45,9 +45,7 @@ def test_registry_matches_the_seed_tasks() -> None:
 def test_prompt_is_the_seed_user_turn() -> None:
     prompt = build_prompt("What is $1+1$?")
     assert prompt.startswith("Solve the following math problem efficiently and clearly.  The last line")
-    assert (
-        "'Therefore, the final answer is: $\\boxed{ANSWER}$. I hope it is correct' (without quotes)" in prompt
-    )
+    assert "'Therefore, the final answer is: $\\boxed{ANSWER}$. I hope it is correct' (without quotes)" in prompt
     assert prompt.endswith("Think step by step before answering.\n\nWhat is $1+1$?")
     assert chat_messages("x") == [{"role": "user", "content": build_prompt("x")}]
 
@@ -78,9 +76,7 @@ def test_missing_column_names_column_and_file(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match=r"missing problem column one of \['question', 'problem'\]"):
         load_benchmark("olympiadbench", write_jsonl(tmp_path / "o.jsonl", [{"text": "p", "answer": "1"}]))
     with pytest.raises(KeyError, match="row 1 has no value in column 'answer'"):
-        load_benchmark(
-            "aime24", write_jsonl(tmp_path / "n.jsonl", [{"problem": "a", "answer": "1"}, {"problem": "b"}])
-        )
+        load_benchmark("aime24", write_jsonl(tmp_path / "n.jsonl", [{"problem": "a", "answer": "1"}, {"problem": "b"}]))
 
 
 def test_parquet_and_json(tmp_path: Path) -> None:

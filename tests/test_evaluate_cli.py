@@ -32,7 +32,7 @@ QUICK = [
 @pytest.fixture(scope="module")
 def tiny_dir(openrs_cache: Path) -> Path:
     from openrs.config import TinyModelConfig
-    from openrs.tiny import tiny_model_dir
+    from openrs.models.tiny import tiny_model_dir
 
     return tiny_model_dir(TinyModelConfig())
 
@@ -109,9 +109,7 @@ def test_cli_on_a_model_directory(tiny_dir: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     lines = read_jsonl(out / "aime24.jsonl")
     assert len(lines) == 4 and [x["sample"] for x in lines] == [0, 1, 0, 1]
-    assert (
-        lines[0]["prompt"].endswith("<think>\n") and "Solve the following math problem" in lines[0]["prompt"]
-    )
+    assert lines[0]["prompt"].endswith("<think>\n") and "Solve the following math problem" in lines[0]["prompt"]
     assert {"completion", "extracted", "correct", "gold"} <= set(lines[0])
     results = json.loads((out / "results.json").read_text())
     assert results["label"] == str(tiny_dir) and results["backend"] == "transformers"
@@ -176,9 +174,7 @@ def test_checkpoint_series(smoke_run: Path) -> None:
         events = acc.Scalars(f"eval/{name}/pass@1")
         assert [e.step for e in events] == [10, 20]
     written = json.loads((smoke_run / "eval" / "checkpoint-20" / "results.json").read_text())
-    assert acc.Scalars("eval/math500/pass@1")[1].value == pytest.approx(
-        written["benchmarks"]["math500"]["pass@1"]
-    )
+    assert acc.Scalars("eval/math500/pass@1")[1].value == pytest.approx(written["benchmarks"]["math500"]["pass@1"])
 
     table = result.stdout.split("checkpoints x benchmarks")[1].splitlines()
     assert table[1].split() == ["checkpoint", "AIME24", "MATH-500", "Average"]
@@ -186,9 +182,7 @@ def test_checkpoint_series(smoke_run: Path) -> None:
 
 
 @pytest.mark.slow
-def test_checkpoint_without_tokenizer_uses_the_runs_model(
-    smoke_run: Path, tiny_dir: Path, tmp_path: Path
-) -> None:
+def test_checkpoint_without_tokenizer_uses_the_runs_model(smoke_run: Path, tiny_dir: Path, tmp_path: Path) -> None:
     """A run whose checkpoint holds weights only and has no final/: the tokenizer comes from .hydra's model."""
     from openrs.evaluate.pipeline import run_evaluation
 
@@ -234,9 +228,7 @@ def test_multirun_passes_revisions_to_from_pretrained(
     monkeypatch.setattr(
         AutoModelForCausalLM, "from_pretrained", redirect("model", AutoModelForCausalLM.from_pretrained)
     )
-    monkeypatch.setattr(
-        AutoTokenizer, "from_pretrained", redirect("tokenizer", AutoTokenizer.from_pretrained)
-    )
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", redirect("tokenizer", AutoTokenizer.from_pretrained))
     sweep = tmp_path / "sweep"
     argv = [
         "openrs.evaluate",
@@ -252,12 +244,8 @@ def test_multirun_passes_revisions_to_from_pretrained(
     entry.main()
 
     revisions = ["0439c48c3686728b5cc5a20820d601d2908c6ee1", "21e477217641fec6cd81f9caa220f5cccfb6a874"]
-    assert calls == [
-        (kind, "knoveleng/OpenRS-GRPO", rev) for rev in revisions for kind in ("model", "tokenizer")
-    ]
-    found = {
-        json.loads(p.read_text())["revision"]: json.loads(p.read_text()) for p in sweep.rglob("results.json")
-    }
+    assert calls == [(kind, "knoveleng/OpenRS-GRPO", rev) for rev in revisions for kind in ("model", "tokenizer")]
+    found = {json.loads(p.read_text())["revision"]: json.loads(p.read_text()) for p in sweep.rglob("results.json")}
     assert sorted(found) == revisions
     assert found[revisions[0]]["label"] == "knoveleng/OpenRS-GRPO@0439c48c"
     table = capsys.readouterr().out.split("all jobs")[1]

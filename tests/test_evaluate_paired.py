@@ -114,9 +114,7 @@ def test_bootstrap_interval_covers_the_true_difference_95_percent_of_the_time() 
     pb = pa + np.where(rng.random((n_bench, n)) < 2 / 3, 0.2, -0.1)
     a = rng.random((n_bench, n, 4)) < pa[..., None]
     b = rng.random((n_bench, n, 8)) < pb[..., None]
-    results = [
-        paired_difference(a[k], b[k], n_resamples=1000, n_permutations=100, seed=k) for k in range(n_bench)
-    ]
+    results = [paired_difference(a[k], b[k], n_resamples=1000, n_permutations=100, seed=k) for k in range(n_bench)]
     coverage = np.mean([r.ci_low <= 0.1 <= r.ci_high for r in results])
     assert 0.92 <= coverage <= 0.98  # measured: 0.945
     assert np.mean([r.difference for r in results]) == pytest.approx(0.1, abs=0.005)
@@ -129,16 +127,11 @@ def test_p_value_is_calibrated_under_the_null() -> None:
     a = rng.random((400, 50, 4)) < p[..., None]
     b = rng.random((400, 50, 4)) < p[..., None]
     ps = np.array(
-        [
-            paired_difference(a[k], b[k], n_resamples=10, n_permutations=1000, seed=k).p_value
-            for k in range(400)
-        ]
+        [paired_difference(a[k], b[k], n_resamples=10, n_permutations=1000, seed=k).p_value for k in range(400)]
     )
     assert 0.02 <= np.mean(ps < 0.05) <= 0.08  # measured: 0.050
     # With continuous, symmetric differences (no ties) the p-value is uniform across the whole range.
-    ps = np.array(
-        [sign_flip_p_value(rng.normal(size=40), n_permutations=1000, seed=k)[0] for k in range(1000)]
-    )
+    ps = np.array([sign_flip_p_value(rng.normal(size=40), n_permutations=1000, seed=k)[0] for k in range(1000)])
     for q in (0.05, 0.2, 0.5, 0.8):
         assert np.mean(ps < q) == pytest.approx(q, abs=0.04), q
 
@@ -188,18 +181,25 @@ def test_seed_spread_validation() -> None:
 
 def result(**changes: object) -> PairedDifference:
     base = PairedDifference(
-        n_problems=200, mean_a=0.23, mean_b=0.61, difference=0.38, ci_low=0.31, ci_high=0.45,
-        confidence=0.95, p_value=1e-4, alpha=0.05, significant=True, n_nonzero=76, exact=False,
+        n_problems=200,
+        mean_a=0.23,
+        mean_b=0.61,
+        difference=0.38,
+        ci_low=0.31,
+        ci_high=0.45,
+        confidence=0.95,
+        p_value=1e-4,
+        alpha=0.05,
+        significant=True,
+        n_nonzero=76,
+        exact=False,
         n_permutations=10_000,
-    )  # fmt: skip
+    )
     return dataclasses.replace(base, **changes)
 
 
 def test_format_difference() -> None:
-    assert (
-        format_difference(result(ci_low=0.310, ci_high=0.450))
-        == "+0.380 [+0.310, +0.450]  p<0.001  (significant)"
-    )
+    assert format_difference(result(ci_low=0.310, ci_high=0.450)) == "+0.380 [+0.310, +0.450]  p<0.001  (significant)"
     dull = result(difference=0.038, ci_low=-0.021, ci_high=0.097, p_value=0.21, significant=False)
     assert format_difference(dull, "aime24") == "aime24  +0.038 [-0.021, +0.097]  p=0.21  (not significant)"
     assert format_difference(dull, "aime24", label_width=8).startswith("aime24    +0.038")
@@ -216,9 +216,7 @@ def test_format_sentence() -> None:
         "MATH-500 0.23 → 0.25 (n=200; paired difference +0.02, 95% CI [-0.03, 0.07], p = 0.41, not significant)"
     )
     # From data: a solves 46 of 200 problems, b those and 76 more.
-    computed = paired_difference(
-        solved([i < 46 for i in range(200)], 1), solved([i < 122 for i in range(200)], 1)
-    )
+    computed = paired_difference(solved([i < 46 for i in range(200)], 1), solved([i < 122 for i in range(200)], 1))
     text = format_sentence(computed)
     assert text.startswith("held-out accuracy 0.23 → 0.61 (n=200; paired difference +0.38, 95% CI [0.3")
     assert text.endswith("], p < 0.001)")
@@ -226,9 +224,16 @@ def test_format_sentence() -> None:
 
 @pytest.mark.parametrize(
     ("p", "text"),
-    [(0.21, "p=0.21"), (1.0, "p=1.0"), (0.0004, "p<0.001"), (0.0496, "p=0.0496"), (0.0504, "p=0.05"),
-     (0.0625, "p=0.062"), (0.003, "p=0.003")],
-)  # fmt: skip
+    [
+        (0.21, "p=0.21"),
+        (1.0, "p=1.0"),
+        (0.0004, "p<0.001"),
+        (0.0496, "p=0.0496"),
+        (0.0504, "p=0.05"),
+        (0.0625, "p=0.062"),
+        (0.003, "p=0.003"),
+    ],
+)
 def test_format_p(p: float, text: str) -> None:
     assert format_p(p) == text
     assert format_p(p, spaced=True) == text.replace("=", " = ").replace("<", " < ")

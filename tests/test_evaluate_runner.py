@@ -113,9 +113,7 @@ def tiny_backend() -> TransformersBackend:
 @pytest.mark.slow
 def test_tiny_model_end_to_end(tiny_backend: TransformersBackend, tmp_path: Path) -> None:
     problems = load_benchmark(TINY_SPEC, TINY)
-    settings = EvalSettings(
-        SamplingSettings(n=2, max_new_tokens=12, seed=3), n_resamples=500, score_timeout_s=None
-    )
+    settings = EvalSettings(SamplingSettings(n=2, max_new_tokens=12, seed=3), n_resamples=500, score_timeout_s=None)
     report = evaluate(tiny_backend, [(TINY_SPEC, problems)], settings, tmp_path / "eval", {"model": "tiny"})
     lines = [json.loads(x) for x in (tmp_path / "eval" / "tiny.jsonl").read_text().splitlines()]
     assert len(lines) == 8 and [x["sample"] for x in lines[:2]] == [0, 1]
@@ -135,9 +133,7 @@ def test_tiny_model_end_to_end(tiny_backend: TransformersBackend, tmp_path: Path
 
 @pytest.mark.slow
 def test_transformers_batching_keeps_order(tiny_backend: TransformersBackend) -> None:
-    prompts = [
-        tiny_backend.render([{"role": "user", "content": q}]) for q in ("1+1", "What is 12 * 12 - 7?", "2")
-    ]
+    prompts = [tiny_backend.render([{"role": "user", "content": q}]) for q in ("1+1", "What is 12 * 12 - 7?", "2")]
     greedy = SamplingSettings(n=1, temperature=0.0, max_new_tokens=6)
     batched = tiny_backend.generate(prompts, greedy)
     tiny_backend.batch_size = 1
@@ -211,9 +207,7 @@ def test_importing_evaluate_loads_no_generation_stack() -> None:
 
 
 def test_sampling_settings_validation() -> None:
-    assert SamplingSettings() == SamplingSettings(
-        n=1, temperature=0.6, top_p=0.95, max_new_tokens=32768, seed=0
-    )
+    assert SamplingSettings() == SamplingSettings(n=1, temperature=0.6, top_p=0.95, max_new_tokens=32768, seed=0)
     for bad in ({"n": 0}, {"temperature": -1}, {"top_p": 0}, {"max_new_tokens": 0}):
         with pytest.raises(ValueError):
             SamplingSettings(**bad)
@@ -222,14 +216,19 @@ def test_sampling_settings_validation() -> None:
 def test_robust_protocol_samples_per_benchmark_and_keeps_the_seeds_figure(tmp_path: Path) -> None:
     """samples={tiny: 4}: tiny gets 4 samples a problem and records the first sample's pass@1 (the seed's single
     sample) beside the 4-sample figure; a benchmark not in the map keeps settings.sampling.n."""
-    from openrs.significance import outcomes_of_eval_dir
+    from openrs.evaluate.significance import outcomes_of_eval_dir
 
     problems = load_benchmark(TINY_SPEC, TINY)
     answers = {0: ["5"] * 4, 1: ["x", "24", "24", "24"], 2: ["4", "4", "4", "3"], 3: ["8", "10", "", "1/2"]}
     script = {p.problem: [boxed(a) for a in answers[p.index]] for p in problems}
     settings = EvalSettings(SamplingSettings(n=1), n_resamples=500, score_timeout_s=None)
-    report = evaluate(ScriptedBackend(script), [(TINY_SPEC, problems), (TINY_LATEX, load_benchmark(TINY_LATEX, TINY))],
-                      settings, tmp_path / "eval", samples={"tiny": 4})  # fmt: skip
+    report = evaluate(
+        ScriptedBackend(script),
+        [(TINY_SPEC, problems), (TINY_LATEX, load_benchmark(TINY_LATEX, TINY))],
+        settings,
+        tmp_path / "eval",
+        samples={"tiny": 4},
+    )
     tiny = report.results["benchmarks"]["tiny"]
     assert tiny["n_samples"] == 4 and tiny["pass@1"] == pytest.approx((4 + 3 + 1 + 0) / 16)
     assert tiny["seed_protocol"]["pass@1"] == pytest.approx(1 / 4)  # first samples: 5 right; x, 4, 8 wrong

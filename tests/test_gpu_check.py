@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from openrs import observe
-from openrs.gpu_check import cli, inputs, measure, plan, projection
-from openrs.gpu_check.projection import GpuSpec, ModelCost, PhaseTimes, StepShape
+from openrs.gpu_check import cli, gpus, inputs, measure, plan, projection, run
+from openrs.gpu_check.gpus import GpuSpec
+from openrs.gpu_check.projection import ModelCost, PhaseTimes, StepShape
+from openrs.records import observe
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,8 +35,14 @@ def test_dry_run_checks_everything_but_the_gpu_steps_and_renders_the_report(run_
     proc = run_module("openrs.gpu_check", "--dry-run", "--report", str(report), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    for line in ("config composes", "tokenizer builds and loads", "model shape", "GRPOConfig builds",
-                 "DeepSpeed config", "projection arithmetic"):  # fmt: skip
+    for line in (
+        "config composes",
+        "tokenizer builds and loads",
+        "model shape",
+        "GRPOConfig builds",
+        "DeepSpeed config",
+        "projection arithmetic",
+    ):
         assert any(row.strip().startswith(line) and " PASS " in row for row in out.splitlines()), (line, out)
     assert "1,777,088,000 parameters (by hand: 1,777,088,000)" in out
     assert "151,665 entries" in out and "generation batch 36, 6 per prompt, max 1024 tokens" in out
@@ -58,8 +65,14 @@ def test_dry_run_checks_everything_but_the_gpu_steps_and_renders_the_report(run_
 @pytest.mark.slow
 def test_without_a_cuda_device_the_check_skips_with_one_line():
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, "-m", "openrs.gpu_check"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "openrs.gpu_check"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [cli.SKIP_LINE]
 
@@ -72,16 +85,37 @@ def test_skip_line_is_all_main_prints(monkeypatch, capsys):
 
 def test_projection_by_hand():
     model = ModelCost(weights_bytes=100.0, kv_bytes_per_token=1.0)
-    check = StepShape(rounds=1, completions_per_round=2, decode_steps=4, completion_tokens=4, prompt_tokens=1,
-                      training_ranks=1)  # fmt: skip
-    target = StepShape(rounds=2, completions_per_round=1, decode_steps=8, completion_tokens=8, prompt_tokens=1,
-                       training_ranks=2)  # fmt: skip
+    check = StepShape(
+        rounds=1,
+        completions_per_round=2,
+        decode_steps=4,
+        completion_tokens=4,
+        prompt_tokens=1,
+        training_ranks=1,
+    )
+    target = StepShape(
+        rounds=2,
+        completions_per_round=1,
+        decode_steps=8,
+        completion_tokens=8,
+        prompt_tokens=1,
+        training_ranks=2,
+    )
     here = GpuSpec("here", bf16_tflops=300.0, bandwidth_gbs=2000.0, source="test")
     there = GpuSpec("there", bf16_tflops=100.0, bandwidth_gbs=1000.0, source="test")
     # decode bytes: check 4 x 100 + 2 sequences x (1+2+3+4 cached tokens) = 420; target 2 x (800 + (1+...+8)) = 1672
     assert projection.decode_bytes(check, model) == 420 and projection.decode_bytes(target, model) == 1672
-    p = projection.project(PhaseTimes(generation=10, reward=0.5, loss=5, other=1), check, target, model, here, there,
-                           steps=100, gpus=4, price_per_gpu_hour=0.5)  # fmt: skip
+    p = projection.project(
+        PhaseTimes(generation=10, reward=0.5, loss=5, other=1),
+        check,
+        target,
+        model,
+        here,
+        there,
+        steps=100,
+        gpus=4,
+        price_per_gpu_hour=0.5,
+    )
     assert p.per_step.generation == pytest.approx(10 * 1672 / 420 * 2)
     assert p.per_step.loss == pytest.approx(5 * (2 * 9 / 2) / (2 * 5) * 3)  # tokens per rank 9 vs 10, TFLOPS x3
     assert p.per_step.other == pytest.approx(1 * (1 / 2) * 2)
@@ -116,7 +150,7 @@ def test_projection_self_check_passes():
     ],
 )
 def test_gpu_names_find_their_published_figures(name, expected):
-    spec = projection.lookup(name)
+    spec = gpus.lookup(name)
     assert (spec.name if spec else None) == expected
 
 
@@ -124,15 +158,25 @@ def test_the_target_is_rs3_as_its_preset_composes():
     cfg, shape = inputs.target_run(prompt_tokens=200)
     assert cfg.experiment == "rs3" and cfg.grpo.max_steps == 500
     assert cfg.hardware.num_gpus * cfg.hardware.price_per_gpu_hour == pytest.approx(4 * 0.44)
-    assert shape == StepShape(rounds=4, completions_per_round=18, decode_steps=3584, completion_tokens=3584,
-                              prompt_tokens=200, training_ranks=3)  # fmt: skip
+    assert shape == StepShape(
+        rounds=4,
+        completions_per_round=18,
+        decode_steps=3584,
+        completion_tokens=3584,
+        prompt_tokens=200,
+        training_ranks=3,
+    )
     assert shape.completions == 72  # the paper's 3 ranks x 6 x 4
 
 
 def test_check_overrides_follow_the_installed_backends():
     none = plan.Backends(vllm=None, deepspeed=None, flash_attn=None)
     assert plan.check_overrides(["max_len=2048"], none) == [
-        "experiment=gpu_check", "hardware.use_vllm=false", "hardware.deepspeed=null", "max_len=2048"]  # fmt: skip
+        "experiment=gpu_check",
+        "hardware.use_vllm=false",
+        "hardware.deepspeed=null",
+        "max_len=2048",
+    ]
     both = plan.Backends(vllm="0.11", deepspeed="0.19.8", flash_attn=None)
     cfg = plan.compose_run(plan.check_overrides([], both))
     assert cfg.hardware.use_vllm and cfg.hardware.vllm_mode.value == "colocate"
@@ -144,14 +188,11 @@ def test_check_overrides_follow_the_installed_backends():
 
 def test_hand_count_of_qwen2_parameters_matches_a_built_model():
     from openrs.config import TinyModelConfig
-    from openrs.tiny import build_tiny_model
+    from openrs.models.tiny import build_tiny_model
 
     cfg = TinyModelConfig(tie_word_embeddings=False, model_vocab_size=600)
     model = build_tiny_model(cfg, 512, 2, 0, 1, device="meta")
     assert sum(p.numel() for p in model.parameters()) == plan.qwen2_params(96, 2, 4, 2, 256, 600, tied=False)
-
-
-
 
 
 def test_step_figures_flag_non_finite_losses():
@@ -168,15 +209,29 @@ def test_step_figures_flag_non_finite_losses():
 @pytest.mark.slow
 @pytest.mark.parametrize("deepspeed", ["null", "deepspeed/zero2.json"])
 def test_the_check_path_trains_the_tiny_model_on_cpu(tmp_path, monkeypatch, deepspeed):
-    """cli.gpu_run end to end on CPU, in process or (ZeRO-2) in a spawned rank: launch, metrics, weights, report."""
+    """run.gpu_run end to end on CPU, in process or (ZeRO-2) in a spawned rank: launch, metrics, weights, report."""
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")  # the spawned rank inherits it
     report, run_dir = tmp_path / "report.md", tmp_path / "run"
-    args = cli.parse_args([
-        "--report", str(report), "--run-dir", str(run_dir), "--keep", "--gpu-tflops", "100",
-        "--gpu-bandwidth-gbs", "1000", "model=tiny", "hardware=cpu", f"hardware.deepspeed={deepspeed}",
-        "hardware.per_device_train_batch_size=6", "max_len=8", "grpo.max_steps=2",
-    ])  # fmt: skip
-    assert cli.gpu_run(args) == 0, report.read_text() if report.exists() else "no report"
+    args = cli.parse_args(
+        [
+            "--report",
+            str(report),
+            "--run-dir",
+            str(run_dir),
+            "--keep",
+            "--gpu-tflops",
+            "100",
+            "--gpu-bandwidth-gbs",
+            "1000",
+            "model=tiny",
+            "hardware=cpu",
+            f"hardware.deepspeed={deepspeed}",
+            "hardware.per_device_train_batch_size=6",
+            "max_len=8",
+            "grpo.max_steps=2",
+        ]
+    )
+    assert run.gpu_run(args) == 0, report.read_text() if report.exists() else "no report"
     assert (run_dir / ".launch" / "rank-0.json").exists() == (deepspeed != "null")
     text = report.read_text()
     assert text.startswith("# GPU check: PASS")

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from openrs.config import compose, to_run_config, validate_hardware
-from openrs.launch import make_plan, rank_env, weights_digest
-from openrs.run_dir import RunDir
+from openrs.records.run_dir import RunDir
+from openrs.runtime.launch import make_plan, rank_env
+from openrs.runtime.worker import weights_digest
 
 REPO = Path(__file__).resolve().parent.parent
 FOUR = ["0", "1", "2", "3"]
@@ -64,7 +65,11 @@ def test_impossible_layouts_fail_early_naming_the_field(overrides, gpus, needle)
 def test_hardware_presets_state_gpus_and_price():
     costs = {}
     for name in ("a40x4", "a40x4_colocate", "a40x1", "cpu"):
-        hw = run_config("experiment=rs2", f"hardware={name}", *(["hardware.per_device_train_batch_size=6"] if name == "cpu" else [])).hardware
+        hw = run_config(
+            "experiment=rs2",
+            f"hardware={name}",
+            *(["hardware.per_device_train_batch_size=6"] if name == "cpu" else []),
+        ).hardware
         validate_hardware(hw)
         costs[name] = hw.num_gpus * hw.price_per_gpu_hour * 24
     assert costs["a40x4"] == pytest.approx(42.24)  # the paper's ~$42 for 4 A40s x 24 h
@@ -90,10 +95,21 @@ def test_two_gloo_ranks_train_together_and_agree_on_the_weights(tmp_path):
     """The multi-rank path on CPU: 2 ranks, one run dir, rank 0 writes; both end with the same weights."""
     run_dir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "openrs.train", "experiment=smoke", "hardware.num_processes=2", "grpo.max_steps=6",
-         "grpo.save_steps=3", f"hydra.run.dir={run_dir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "openrs.train",
+            "experiment=smoke",
+            "hardware.num_processes=2",
+            "grpo.max_steps=6",
+            "grpo.save_steps=3",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     reports = [json.loads(RunDir(run_dir).rank_report(r).read_text()) for r in (0, 1)]
     assert [(r["rank"], r["world_size"], r["global_step"]) for r in reports] == [(0, 2, 6), (1, 2, 6)]

@@ -22,7 +22,9 @@ def compose_sweep_file(name: str, *overrides: str, hydra_cfg: bool = False):
     register_configs()
     with initialize_config_dir(config_dir=str(EXPERIMENTS), version_base="1.3"):
         return compose(
-            config_name=name, overrides=[f"hydra.searchpath=[file://{CONF_DIR}]", *overrides], return_hydra_config=hydra_cfg
+            config_name=name,
+            overrides=[f"hydra.searchpath=[file://{CONF_DIR}]", *overrides],
+            return_hydra_config=hydra_cfg,
         )
 
 

@@ -18,12 +18,22 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def mini_run(tmp_path_factory, openrs_cache) -> tuple[Path, subprocess.CompletedProcess]:
+def mini_run(tmp_path_factory, mini_warm_start) -> tuple[Path, subprocess.CompletedProcess]:
     run_dir = tmp_path_factory.mktemp("mini") / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "openrs.train", "grpo.max_steps=50", "grpo.save_steps=25", f"hydra.run.dir={run_dir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "openrs.train",
+            "grpo.max_steps=50",
+            "grpo.save_steps=25",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return run_dir, result
 
@@ -57,10 +67,22 @@ def test_evaluating_the_run_draws_its_held_out_curve(mini_run):
 
     run_dir, _ = mini_run
     result = subprocess.run(
-        [sys.executable, "-m", "openrs.evaluate", f"run={run_dir}", "checkpoints=all", "benchmarks=[mini_heldout]",
-         "temperature=0", "max_new_tokens=32", "limit=50"],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "openrs.evaluate",
+            f"run={run_dir}",
+            "checkpoints=all",
+            "benchmarks=[mini_heldout]",
+            "temperature=0",
+            "max_new_tokens=32",
+            "limit=50",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     acc = EventAccumulator(str(run_dir / "tb"))
     acc.Reload()
@@ -74,10 +96,23 @@ def test_evaluate_with_a_baseline_prints_and_records_the_paired_difference(mini_
     start = json.loads((run_dir / "eval" / "after_training.json").read_text())["start"]["model"]
     out = tmp_path / "eval"
     result = subprocess.run(
-        [sys.executable, "-m", "openrs.evaluate", f"model={run_dir / 'final'}", f"baseline={start}",
-         "benchmarks=[mini_heldout]", "temperature=0", "max_new_tokens=32", "limit=200", f"output_dir={out}"],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "openrs.evaluate",
+            f"model={run_dir / 'final'}",
+            f"baseline={start}",
+            "benchmarks=[mini_heldout]",
+            "temperature=0",
+            "max_new_tokens=32",
+            "limit=200",
+            f"output_dir={out}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((out / "results.json").read_text())
     diff = record["vs_baseline"]["mini_heldout"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from openrs import minitask
 from openrs.config import DatasetConfig, DatasetSource, MiniArithConfig
+from openrs.data import mini_arith as minitask
 
 
 def test_split_is_disjoint_complete_and_deterministic():

@@ -8,7 +8,7 @@ import pytest
 
 from openrs.config import ModelConfig, TinyModelConfig
 from openrs.models import load_model_and_tokenizer
-from openrs.tiny import tiny_model_dir
+from openrs.models.tiny import tiny_model_dir
 
 
 def tiny_cfg(**kw) -> ModelConfig:
@@ -74,7 +74,7 @@ def test_concurrent_builds_of_one_tiny_model_all_succeed(tmp_path):
     import sys
 
     code = (
-        "from openrs.config import TinyModelConfig; from openrs.tiny import tiny_model_dir; "
+        "from openrs.config import TinyModelConfig; from openrs.models.tiny import tiny_model_dir; "
         f"print(tiny_model_dir(TinyModelConfig(cache_dir={str(tmp_path)!r})))"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
@@ -85,7 +85,7 @@ def test_concurrent_builds_of_one_tiny_model_all_succeed(tmp_path):
 
 
 def test_flash_attention_falls_back_to_sdpa_with_one_warning(caplog):
-    from openrs import models
+    from openrs.models import loading as models
 
     models._warned_attn.clear()
     with caplog.at_level("WARNING", logger="openrs.models"):
@@ -96,7 +96,8 @@ def test_flash_attention_falls_back_to_sdpa_with_one_warning(caplog):
 
 
 def test_filled_tokenizer_encodes_as_before_and_decodes_filler_to_text():
-    from openrs.tiny import THINK_TOKENS, build_tiny_tokenizer
+    from openrs.models.chat_format import THINK_TOKENS
+    from openrs.models.tiny import build_tiny_tokenizer
 
     plain, filled = build_tiny_tokenizer(512), build_tiny_tokenizer(512, fill_to=2000)
     assert len(plain) == 512 and len(filled) == 2000
@@ -104,17 +105,23 @@ def test_filled_tokenizer_encodes_as_before_and_decodes_filler_to_text():
     think_ids = {t: i for i, t in enumerate(THINK_TOKENS)}
     # Same pieces; only the think tokens moved, to the last ids of the larger vocabulary.
     assert filled.tokenize(text) == plain.tokenize(text)
-    assert [filled.convert_tokens_to_ids(t) - (2000 - len(THINK_TOKENS)) for t in THINK_TOKENS] == list(think_ids.values())
+    assert [filled.convert_tokens_to_ids(t) - (2000 - len(THINK_TOKENS)) for t in THINK_TOKENS] == list(
+        think_ids.values()
+    )
     filler = filled.decode(list(range(600, 610)))
     assert len(filler.split()) == 10 and filler.replace(" ", "").isalpha()
 
 
 def test_model_shape_knobs_reach_the_qwen2_config():
-    from openrs.tiny import build_tiny_model, tiny_model_config
+    from openrs.models.tiny import build_tiny_model, tiny_model_config
 
     cfg = TinyModelConfig(tie_word_embeddings=False, rope_theta=1e6, max_position_embeddings=4096, model_vocab_size=640)
     config = tiny_model_config(cfg, 512, 2, 0, 1)
-    assert (config.vocab_size, config.tie_word_embeddings, config.max_position_embeddings) == (640, False, 4096)
+    assert (config.vocab_size, config.tie_word_embeddings, config.max_position_embeddings) == (
+        640,
+        False,
+        4096,
+    )
     assert config.rope_parameters["rope_theta"] == 1e6
     model = build_tiny_model(cfg, 512, 2, 0, 1, device="meta")
     assert model.lm_head.weight.shape == (640, 96) and model.lm_head.weight is not model.model.embed_tokens.weight
@@ -134,13 +141,18 @@ def test_save_dtype_writes_the_weights_in_that_dtype(tmp_path):
 def test_qwen2_1_5b_random_has_the_distill_checkpoints_shape():
     """model=qwen2_1_5b_random: DeepSeek-R1-Distill-Qwen-1.5B's architecture (untied: 1,777,088,000 parameters)."""
     from openrs.config import compose, to_run_config
-    from openrs.tiny import build_tiny_model
+    from openrs.models.tiny import build_tiny_model
 
     cfg = to_run_config(compose(["experiment=rs3", "model=qwen2_1_5b_random"])).model
     assert cfg.tiny is not None and cfg.dtype.value == "bfloat16" and cfg.gradient_checkpointing
     model = build_tiny_model(cfg.tiny, cfg.tiny.tokenizer_fill_to, 2, 0, 1, device="meta")
     c = model.config
-    assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads) == (1536, 28, 12, 2)
+    assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads) == (
+        1536,
+        28,
+        12,
+        2,
+    )
     assert (c.intermediate_size, c.vocab_size, c.max_position_embeddings) == (8960, 151936, 131072)
     assert not c.tie_word_embeddings and c.rope_parameters["rope_theta"] == 10000.0
     assert sum(p.numel() for p in model.parameters()) == 1_777_088_000

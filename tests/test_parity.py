@@ -37,7 +37,7 @@ def parity_rows() -> list[tuple[str, dict[str, object]]]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, tuple[object, object]]:
     """The real RunConfig and GRPOConfig of each paper preset (use_cpu: this machine has no GPU)."""
-    from openrs.grpo_config import to_grpo_config
+    from openrs.training.grpo_config import to_grpo_config
 
     out = {}
     for preset in PRESETS:
@@ -77,8 +77,15 @@ ROWS = parity_rows()
 def test_parity_table_is_read_whole():
     fields = [f for f, _ in ROWS]
     assert len(fields) >= 45 and len(set(fields)) == len(fields)
-    for must in ("loss_type", "vllm_importance_sampling_correction", "use_bias_correction_kl", "temperature",
-                 "steps_per_generation", "ds:zero_optimization.reduce_bucket_size", "reward:unparseable_gold"):
+    for must in (
+        "loss_type",
+        "vllm_importance_sampling_correction",
+        "use_bias_correction_kl",
+        "temperature",
+        "steps_per_generation",
+        "ds:zero_optimization.reduce_bucket_size",
+        "reward:unparseable_gold",
+    ):
         assert must in fields
 
 
@@ -93,14 +100,23 @@ def test_parity_trl_gives_trl_defaults(tmp_path):
     """`parity=trl` restores TRL 1.16's own defaults for every knob where the seed differs."""
     from trl import GRPOConfig
 
-    from openrs.grpo_config import to_grpo_config
+    from openrs.training.grpo_config import to_grpo_config
 
     cfg = to_run_config(compose(["experiment=rs3", "parity=trl"]))
     cfg.hardware.use_cpu = True
     args = to_grpo_config(cfg, tmp_path)
     plain = GRPOConfig(output_dir=str(tmp_path / "plain"), use_cpu=True)
-    for field in ("loss_type", "beta", "vllm_importance_sampling_correction", "use_bias_correction_kl", "epsilon",
-                  "epsilon_high", "scale_rewards", "num_iterations", "mask_truncated_completions"):
+    for field in (
+        "loss_type",
+        "beta",
+        "vllm_importance_sampling_correction",
+        "use_bias_correction_kl",
+        "epsilon",
+        "epsilon_high",
+        "scale_rewards",
+        "num_iterations",
+        "mask_truncated_completions",
+    ):
         assert getattr(args, field) == getattr(plain, field), field
     assert args.temperature == 0.7 and not args.generation_kwargs  # log-probs at the sampling temperature
     assert args.steps_per_generation == args.gradient_accumulation_steps
@@ -112,7 +128,7 @@ def test_importance_correction_refuses_a_second_temperature():
 
 
 def test_vllm_context_follows_the_budget_and_a_short_fixed_one_fails():
-    from openrs.grpo_config import vllm_max_model_length
+    from openrs.training.grpo_config import vllm_max_model_length
 
     assert vllm_max_model_length(to_run_config(compose(["experiment=rs3", "max_len=8192"]))) == 512 + 8192
     with pytest.raises(ValueError, match=r"hardware.vllm_max_model_length=4608 < .* = 8704"):
@@ -134,11 +150,21 @@ def test_trl_loss_is_the_seeds_global_token_mean(tmp_path):
     logits, with the plain k3 KL."""
     import torch
 
-    from openrs.run import build_trainer
+    from openrs.training.loop import build_trainer
 
     cfg = to_run_config(
-        compose(["experiment=smoke", "parity=seed", "grpo.beta=0.04", "grpo.max_steps=1", "grpo.temperature=0.7",
-                 "hardware.per_device_train_batch_size=2", "grpo.num_generations=2", "diagnostics.text=false"])
+        compose(
+            [
+                "experiment=smoke",
+                "parity=seed",
+                "grpo.beta=0.04",
+                "grpo.max_steps=1",
+                "grpo.temperature=0.7",
+                "hardware.per_device_train_batch_size=2",
+                "grpo.num_generations=2",
+                "diagnostics.text=false",
+            ]
+        )
     )
     trainer = build_trainer(cfg, tmp_path / "run")
     model = trainer.model
@@ -150,10 +176,14 @@ def test_trl_loss_is_the_seeds_global_token_mean(tmp_path):
     advantages = torch.tensor([1.0, -0.5])
     ref_logps = torch.full((2, 7), -4.0)
     inputs = {
-        "prompt_ids": prompt_ids, "prompt_mask": torch.ones_like(prompt_ids), "completion_ids": completion_ids,
-        "completion_mask": completion_mask, "advantages": advantages, "ref_per_token_logps": ref_logps,
+        "prompt_ids": prompt_ids,
+        "prompt_mask": torch.ones_like(prompt_ids),
+        "completion_ids": completion_ids,
+        "completion_mask": completion_mask,
+        "advantages": advantages,
+        "ref_per_token_logps": ref_logps,
         "num_items_in_batch": completion_mask.sum(),
-    }  # fmt: skip
+    }
 
     model.zero_grad()
     trl_loss = trainer.compute_loss(model, inputs)

@@ -19,9 +19,7 @@ class _GradSnapshot:
 
         class Callback(TrainerCallback):
             def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-                snapshot.nonzero = {
-                    n: p.grad.detach() != 0 for n, p in model.named_parameters() if p.grad is not None
-                }
+                snapshot.nonzero = {n: p.grad.detach() != 0 for n, p in model.named_parameters() if p.grad is not None}
 
         self.nonzero: dict = {}  # parameter name -> elementwise mask of nonzero gradient
         self.callback = Callback()
@@ -37,7 +35,7 @@ def test_bf16_single_rank_step_at_lr_1e6_changes_the_weights(tmp_path):
     """
     import torch
 
-    from openrs.run import build_trainer
+    from openrs.training.loop import build_trainer
 
     cfg = to_run_config(
         compose(
@@ -73,7 +71,7 @@ def test_bf16_single_rank_step_at_lr_1e6_changes_the_weights(tmp_path):
 
 
 def test_precision_plans():
-    from openrs.precision import precision_plan
+    from openrs.config.precision import precision_plan
 
     assert precision_plan("bfloat16", True, "zero2.json").weights_dtype == "bfloat16"  # ZeRO keeps fp32 masters
     assert "host memory" in precision_plan("bfloat16", True, "z.json", offload_optimizer=True).master_weights

@@ -17,15 +17,21 @@ from pathlib import Path
 
 import pytest
 
-from openrs.checkpoints import MARKER, WEIGHTS_ONLY, checkpoint_step
-from openrs.metrics_log import read_metrics
+from openrs.records.metrics_log import read_metrics
+from openrs.training.checkpoints import MARKER, WEIGHTS_ONLY, checkpoint_step
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_STEPS, SAVE_STEPS = 30, 5
 # What a complete checkpoint must hold for Trainer to resume from it (single process, no DeepSpeed).
-CHECKPOINT_FILES = {"model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json", "rng_state.pth"}
+CHECKPOINT_FILES = {
+    "model.safetensors",
+    "optimizer.pt",
+    "scheduler.pt",
+    "trainer_state.json",
+    "rng_state.pth",
+}
 
 
 def _logged_steps(run_dir: Path) -> list[int]:
@@ -59,7 +65,9 @@ def _assert_marked_checkpoints_whole(run_dir: Path) -> None:
 
 def _start(args: list[str], log_path: Path) -> subprocess.Popen:
     out = open(log_path, "ab")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen([sys.executable, "-m", "openrs.train", *args], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "openrs.train", *args], cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+    )
 
 
 def _kill_when(proc: subprocess.Popen, cond, what: str, timeout: float = 300, interval: float = 0.005) -> None:
@@ -80,7 +88,12 @@ def test_kill9_at_three_moments_resumes_to_the_same_final_step(tmp_path):
 
     run_dir = tmp_path / "run"
     log_path = tmp_path / "train.log"
-    same_command = ["experiment=smoke", f"hydra.run.dir={run_dir}", f"grpo.max_steps={MAX_STEPS}", f"grpo.save_steps={SAVE_STEPS}"]
+    same_command = [
+        "experiment=smoke",
+        f"hydra.run.dir={run_dir}",
+        f"grpo.max_steps={MAX_STEPS}",
+        f"grpo.save_steps={SAVE_STEPS}",
+    ]
 
     # 1. Before the first checkpoint: a few steps logged, nothing saved.
     proc = _start(same_command, log_path)
@@ -105,10 +118,21 @@ def test_kill9_at_three_moments_resumes_to_the_same_final_step(tmp_path):
 
     # 4. The same run dir through resume=<run dir> (from another Hydra dir): runs to the end.
     final = subprocess.run(
-        [sys.executable, "-m", "openrs.train", "experiment=smoke", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'again'}",
-         f"grpo.max_steps={MAX_STEPS}", f"grpo.save_steps={SAVE_STEPS}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "openrs.train",
+            "experiment=smoke",
+            f"resume={run_dir}",
+            f"hydra.run.dir={tmp_path / 'again'}",
+            f"grpo.max_steps={MAX_STEPS}",
+            f"grpo.save_steps={SAVE_STEPS}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert final.returncode == 0, final.stderr[-3000:]
 
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -138,9 +162,9 @@ def test_older_checkpoints_keep_weights_only_and_resume_uses_the_newest(tmp_path
     """keep_full_state=1: every checkpoint still loads, only the newest keeps its optimizer; a resume takes it."""
     from transformers import AutoModelForCausalLM
 
-    from openrs.checkpoints import WEIGHTS_ONLY, latest_complete_checkpoint
     from openrs.config import compose, to_run_config
-    from openrs.run import run_training
+    from openrs.training.checkpoints import WEIGHTS_ONLY, latest_complete_checkpoint
+    from openrs.training.loop import run_training
 
     run_dir = tmp_path / "run"
     run_training(to_run_config(compose(["experiment=smoke", "grpo.max_steps=6", "grpo.save_steps=2"])), run_dir)
@@ -150,6 +174,8 @@ def test_older_checkpoints_keep_weights_only_and_resume_uses_the_newest(tmp_path
         AutoModelForCausalLM.from_pretrained(ckpts[step])  # still evaluable
     assert (ckpts[6] / "optimizer.pt").exists() and not (ckpts[6] / WEIGHTS_ONLY).exists()
     assert latest_complete_checkpoint(run_dir / "checkpoints") == ckpts[6]
-    summary = run_training(to_run_config(compose(["experiment=smoke", "grpo.max_steps=8", "grpo.save_steps=2"])), run_dir)
+    summary = run_training(
+        to_run_config(compose(["experiment=smoke", "grpo.max_steps=8", "grpo.save_steps=2"])), run_dir
+    )
     assert summary["resumed_from"].endswith("checkpoint-6") and summary["global_step"] == 8
     assert (ckpts[6] / WEIGHTS_ONLY).exists()  # checkpoint-8 is now the one full state

@@ -52,7 +52,13 @@ def term(name: str, verifier: SharedVerifier, **params):
 
 def test_registered_names():
     assert set(REWARDS) == {
-        "accuracy", "format", "tag_count", "cosine", "length", "repetition_penalty", "reasoning_steps"
+        "accuracy",
+        "format",
+        "tag_count",
+        "cosine",
+        "length",
+        "repetition_penalty",
+        "reasoning_steps",
     }
     for name in REWARDS:
         assert get_reward(name).__name__ == name
@@ -66,7 +72,11 @@ def test_unknown_reward_names_the_bad_one_and_lists_valid():
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("cosine", {"maxlen": 10}, r"unknown parameter\(s\) 'maxlen'; valid parameters: boxed, clamp, .*max_len"),
+        (
+            "cosine",
+            {"maxlen": 10},
+            r"unknown parameter\(s\) 'maxlen'; valid parameters: boxed, clamp, .*max_len",
+        ),
         ("format", {"x": 1}, r"'format': unknown parameter\(s\) 'x'; valid parameters: \(none\)"),
         ("cosine", {"max_len": 0}, r"'max_len' must be > 0"),
         ("cosine", {"max_len": 10.5}, r"'max_len' must be an int"),
@@ -88,8 +98,15 @@ def test_invalid_params_name_the_param(name, params, message):
 
 def test_check_params_fills_seed_defaults():
     assert check_params("cosine", {}) == {
-        "min_value_wrong": 0.0, "max_value_wrong": -0.5, "min_value_correct": 0.5, "max_value_correct": 1.0,
-        "max_len": 1000, "length_unit": "chars", "clamp": False, "boxed": True, "unparseable_gold": "seed",
+        "min_value_wrong": 0.0,
+        "max_value_wrong": -0.5,
+        "min_value_correct": 0.5,
+        "max_value_correct": 1.0,
+        "max_len": 1000,
+        "length_unit": "chars",
+        "clamp": False,
+        "boxed": True,
+        "unparseable_gold": "seed",
     }
     assert check_params("accuracy", {})["boxed"] == "all"
     assert check_params("length", {})["boxed"] is True
@@ -101,12 +118,30 @@ def test_check_params_fills_seed_defaults():
     [
         ({"terms": {}}, r"reward.terms: must name at least one"),
         ({"terms": {"cosin": {}}}, r"unknown reward 'cosin'"),
-        ({"terms": {"format": {"weight": "x"}}}, r"could not be converted to Float \(at reward.terms.format.weight\)"),
-        ({"terms": {"format": {"weight": float("inf")}}}, r"reward.terms.format.weight=inf: must be a finite number"),
-        ({"terms": {"format": {"wieght": 1}}}, r"Key 'wieght' not in 'RewardTermConfig' \(at reward.terms.format.wieght\)"),
-        ({"terms": {"cosine": {"params": {"max_len": -1}}}}, r"reward.terms.cosine.params: .*'max_len' must be > 0"),
-        ({"terms": {"format": {}}, "verifier": {"workers": 0}}, r"reward.verifier.workers must be a positive integer"),
-        ({"terms": {"format": {}}, "verifier": {"timeout_s": 0}}, r"reward.verifier.timeout_s must be a positive number"),
+        (
+            {"terms": {"format": {"weight": "x"}}},
+            r"could not be converted to Float \(at reward.terms.format.weight\)",
+        ),
+        (
+            {"terms": {"format": {"weight": float("inf")}}},
+            r"reward.terms.format.weight=inf: must be a finite number",
+        ),
+        (
+            {"terms": {"format": {"wieght": 1}}},
+            r"Key 'wieght' not in 'RewardTermConfig' \(at reward.terms.format.wieght\)",
+        ),
+        (
+            {"terms": {"cosine": {"params": {"max_len": -1}}}},
+            r"reward.terms.cosine.params: .*'max_len' must be > 0",
+        ),
+        (
+            {"terms": {"format": {}}, "verifier": {"workers": 0}},
+            r"reward.verifier.workers must be a positive integer",
+        ),
+        (
+            {"terms": {"format": {}}, "verifier": {"timeout_s": 0}},
+            r"reward.verifier.timeout_s must be a positive number",
+        ),
         ({"terms": {"format": {}}, "verifier": {"threads": 2}}, r"Key 'threads' not in 'VerifierConfig'"),
         ({"terms": {"format": {}}, "extra": 1}, r"Key 'extra' not in 'RewardConfig'"),
     ],
@@ -153,7 +188,13 @@ def test_format_counts_closing_tag_once():
 
 def test_tag_count_half_per_tag():
     f = get_reward("tag_count")
-    texts = ["<think>\nx\n</think>\ny", "<think>\nx", "x\n</think>\n", "<think>\n<think>\n\n</think>\n", "none"]
+    texts = [
+        "<think>\nx\n</think>\ny",
+        "<think>\nx",
+        "x\n</think>\n",
+        "<think>\n<think>\n\n</think>\n",
+        "none",
+    ]
     assert f(completions=texts) == [1.0, 0.5, 0.5, 0.5, 0.0]
 
 
@@ -181,8 +222,19 @@ def test_repetition_penalty_values():
 def test_completion_forms():
     f = get_reward("format")
     conv = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a\n</think>\nb"}]
-    parts = [{"role": "assistant", "content": [{"type": "text", "text": "a\n</think>\n"}, {"type": "text", "text": "b"}]}]
-    assert f(completions=[conv, parts, "a\n</think>\nb", [{"content": "a\n</think>\nb"}], []]) == [1, 1, 1, 1, 0]
+    parts = [
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "a\n</think>\n"}, {"type": "text", "text": "b"}],
+        }
+    ]
+    assert f(completions=[conv, parts, "a\n</think>\nb", [{"content": "a\n</think>\nb"}], []]) == [
+        1,
+        1,
+        1,
+        1,
+        0,
+    ]
 
 
 # --- correctness terms ---------------------------------------------------------------------------------------
@@ -206,8 +258,14 @@ def test_boxed_normalization_is_per_term(verifier):
 def test_cosine_values_and_wraparound(verifier):
     f = term("cosine", verifier, max_len=3584)
     pad = lambda n, s: "x" * (n - len(s)) + s  # noqa: E731 - a completion of exactly n characters
-    texts = [pad(1792, "$\\boxed{12}$"), pad(1792, "$\\boxed{13}$"), pad(3584, "$\\boxed{12}$"),
-             pad(7168, "$\\boxed{12}$"), pad(7168, "$\\boxed{13}$"), pad(3584, "$\\boxed{13}$")]
+    texts = [
+        pad(1792, "$\\boxed{12}$"),
+        pad(1792, "$\\boxed{13}$"),
+        pad(3584, "$\\boxed{12}$"),
+        pad(7168, "$\\boxed{12}$"),
+        pad(7168, "$\\boxed{13}$"),
+        pad(3584, "$\\boxed{13}$"),
+    ]
     out = f(completions=texts, solution=[GOLD] * 6)
     # half of max_len: cos = 0 -> midpoints; at max_len: the end values; at 2 max_len the seed wraps back to the
     # start values: a correct 7,168-char completion earns the full 1.0, a wrong one the mildest penalty 0.0.
@@ -218,8 +276,12 @@ def test_cosine_clamp_tokens_and_past_max_len_metric(verifier):
     logged: dict[str, float] = {}
     f = term("cosine", verifier, max_len=10, clamp=True, length_unit="tokens")
     texts = ["$\\boxed{12}$", "$\\boxed{13}$", "$\\boxed{12}$"]
-    out = f(completions=texts, solution=[GOLD] * 3, completion_ids=[[0] * 5, [0] * 30, [0] * 20],
-            log_metric=lambda k, v: logged.__setitem__(k, v))
+    out = f(
+        completions=texts,
+        solution=[GOLD] * 3,
+        completion_ids=[[0] * 5, [0] * 30, [0] * 20],
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+    )
     assert out == pytest.approx([0.75, -0.5, 0.5])  # 5/10 tokens; 30 and 20 clamp to the max_len end values
     assert logged["cosine/past_max_len_share"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="completion_ids"):
@@ -227,7 +289,12 @@ def test_cosine_clamp_tokens_and_past_max_len_metric(verifier):
 
 
 def test_cosine_custom_bounds_follow_formula(verifier):
-    p = {"min_value_wrong": -1.0, "max_value_wrong": -0.25, "min_value_correct": 0.25, "max_value_correct": 2.0}
+    p = {
+        "min_value_wrong": -1.0,
+        "max_value_wrong": -0.25,
+        "min_value_correct": 0.25,
+        "max_value_correct": 2.0,
+    }
     f = term("cosine", verifier, max_len=40, **p)
     texts = [RIGHT, WRONG]
     out = f(completions=texts, solution=[GOLD] * 2)
@@ -237,7 +304,12 @@ def test_cosine_custom_bounds_follow_formula(verifier):
 
 def test_length_values(verifier):
     f = term("length", verifier)
-    texts = ["$\\boxed{12}$", "$\\boxed{13}$" + "x" * 10, "$\\boxed{12}$" + "x" * 20, "$\\boxed{13}$" + "y" * 5]
+    texts = [
+        "$\\boxed{12}$",
+        "$\\boxed{13}$" + "x" * 10,
+        "$\\boxed{12}$" + "x" * 20,
+        "$\\boxed{13}$" + "y" * 5,
+    ]
     # lengths 12, 22, 32, 17: lambda = 0.5 - (len - 12) / 20
     assert f(completions=texts, solution=[GOLD] * 4) == pytest.approx([0.5, 0.0, -0.5, 0.0])
     assert f(completions=[RIGHT, WRONG], solution=[GOLD] * 2) == [0.0, 0.0]  # equal lengths
@@ -269,8 +341,11 @@ def test_odd_golds_get_the_seeds_values_by_default(verifier, kind):
 
     gold = ODD_GOLDS[kind]
     parsed = parse_gold(gold)
-    assert {"nothing": parsed == [], "bare_string": parsed and all(isinstance(x, str) for x in parsed),
-            "empty_set": bool(parsed) and str(parsed[0]) == "EmptySet"}[kind], parsed
+    assert {
+        "nothing": parsed == [],
+        "bare_string": parsed and all(isinstance(x, str) for x in parsed),
+        "empty_set": bool(parsed) and str(parsed[0]) == "EmptySet",
+    }[kind], parsed
     texts, golds = ODD_TEXTS, [gold] * len(ODD_TEXTS)
     assert term("accuracy", verifier)(completions=texts, solution=golds) == seed_accuracy(texts, golds)
     assert term("cosine", verifier)(completions=texts, solution=golds) == seed_cosine(texts, golds)
@@ -283,8 +358,9 @@ def test_needs_solution(verifier):
 
 
 def test_one_correctness_pass_shared_across_terms():
-    funcs, _ = build_reward_funcs({"terms": {"accuracy": {}, "cosine": {}, "length": {}},
-                                   "verifier": {"workers": 1, "timeout_s": 10.0}})
+    funcs, _ = build_reward_funcs(
+        {"terms": {"accuracy": {}, "cosine": {}, "length": {}}, "verifier": {"workers": 1, "timeout_s": 10.0}}
+    )
     v = funcs[0].verifier
     assert all(f.verifier is v for f in funcs) and v.settings == ["all", True]
     logged: list[str] = []
@@ -302,8 +378,20 @@ def test_one_correctness_pass_shared_across_terms():
 
 
 def _parity_cases(shared: Path | None) -> tuple[list[str], list[str]]:
-    texts = [RIGHT, WRONG, TEXT_IN_BOX, "so \\boxed{\\text{12}}", "Answer: $x = 12$", "final answer is $12$. I hope",
-             "\\[ \\boxed{12} \\]", "$\\boxed{1}$ and $\\boxed{2}$", "\\boxed{", "", "\\boxed{12.0}", "$\\frac{24}{2}$"]
+    texts = [
+        RIGHT,
+        WRONG,
+        TEXT_IN_BOX,
+        "so \\boxed{\\text{12}}",
+        "Answer: $x = 12$",
+        "final answer is $12$. I hope",
+        "\\[ \\boxed{12} \\]",
+        "$\\boxed{1}$ and $\\boxed{2}$",
+        "\\boxed{",
+        "",
+        "\\boxed{12.0}",
+        "$\\frac{24}{2}$",
+    ]
     golds = [GOLD, GOLD, GOLD, "\\boxed{12}", GOLD, GOLD, GOLD, "$1, 2$", GOLD, GOLD, GOLD, GOLD]
     if shared is not None:  # real MATH golds from ../shared: full solutions, as open-rs's `solution` column
         rows = [json.loads(line) for line in (shared / "train_sample.jsonl").read_text().splitlines()[:24]]
@@ -337,8 +425,11 @@ def test_timeout_kills_stuck_worker_and_next_batch_scores():
         assert acc(completions=[RIGHT], solution=[GOLD]) == [1.0]  # start the workers outside the timed part
         logged: dict[str, float] = {}
         start = time.monotonic()
-        out = acc(completions=[HANGS_SYMPY, RIGHT, WRONG], solution=[GOLD] * 3,
-                  log_metric=lambda k, val: logged.__setitem__(k, val))
+        out = acc(
+            completions=[HANGS_SYMPY, RIGHT, WRONG],
+            solution=[GOLD] * 3,
+            log_metric=lambda k, val: logged.__setitem__(k, val),
+        )
         elapsed = time.monotonic() - start
         assert out == [0.0, 1.0, 0.0]
         assert elapsed < limit + 3.0, elapsed
@@ -376,8 +467,30 @@ def test_boxed_env_scan_start_never_skips_a_match():
     patterns = [p for p, _ in _scan_patterns([answer_config("all")]) if _is_boxed_env_pattern(p.pattern)]
     assert len(patterns) == 1, "math-verify's boxed regex changed: the bounded scan is off (still correct)"
     pattern = patterns[0]
-    tokens = ["$", "$$", "\\[", "\\]", "\\(", "\\)", "\n", " ", "[", "]", "\\boxed{", "}", "{", "x", "12", "\\",
-              "\\$", ",", " and ", "%", "\r", "\t"]
+    tokens = [
+        "$",
+        "$$",
+        "\\[",
+        "\\]",
+        "\\(",
+        "\\)",
+        "\n",
+        " ",
+        "[",
+        "]",
+        "\\boxed{",
+        "}",
+        "{",
+        "x",
+        "12",
+        "\\",
+        "\\$",
+        ",",
+        " and ",
+        "%",
+        "\r",
+        "\t",
+    ]
     rng = random.Random(0)
     checked = 0
     for _ in range(4000):
@@ -393,6 +506,11 @@ def test_tiny_verdict_cache_still_scores_the_whole_batch():
     v = SharedVerifier(workers=1, timeout_s=10.0, cache_size=1)
     try:
         acc = get_reward("accuracy", verifier=v)
-        assert acc(completions=[RIGHT, WRONG, "\\boxed{12}", "\\boxed{1}"], solution=[GOLD] * 4) == [1.0, 0.0, 1.0, 0.0]
+        assert acc(completions=[RIGHT, WRONG, "\\boxed{12}", "\\boxed{1}"], solution=[GOLD] * 4) == [
+            1.0,
+            0.0,
+            1.0,
+            0.0,
+        ]
     finally:
         v.close()

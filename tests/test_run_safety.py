@@ -13,15 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from openrs import jsonl
-from openrs.run_lock import RunDirLocked, RunLock
+from openrs.records import jsonl
+from openrs.runtime.run_lock import RunDirLocked, RunLock
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def train(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "openrs.train", "experiment=smoke", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "openrs.train", "experiment=smoke", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def snapshot(root: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
@@ -57,9 +62,19 @@ def test_lock_is_exclusive_names_its_holder_and_is_shared_with_children(tmp_path
 def test_second_start_on_a_live_run_fails_fast_and_leaves_it_untouched(tmp_path):
     run_dir = tmp_path / "run"
     first = subprocess.Popen(
-        [sys.executable, "-m", "openrs.train", "experiment=smoke", "grpo.max_steps=100000", "grpo.save_steps=1000", f"hydra.run.dir={run_dir}"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "openrs.train",
+            "experiment=smoke",
+            "grpo.max_steps=100000",
+            "grpo.save_steps=1000",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 300
         while not (run_dir / "metrics.jsonl").exists():  # training has begun: the lock is held and recorded
@@ -117,8 +132,9 @@ def small_disk(tmp_path):
     """A 24 MB tmpfs made by the test (root only; skipped with the reason elsewhere)."""
     mount = tmp_path / "small"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True,
-                            text=True)  # fmt: skip
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip() or 'mount failed'}; needs root)")
     yield mount
@@ -138,13 +154,17 @@ def fill(mount: Path, leave: int) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["refused before writing", "space runs out mid-save"])
 def test_full_disk_save_fails_cleanly_and_the_run_resumes_once_space_is_back(small_disk, when, monkeypatch):
-    from openrs import checkpoints, disk
     from openrs.config import compose, to_run_config
-    from openrs.run import run_training
+    from openrs.training import checkpoints, disk
+    from openrs.training.loop import run_training
 
     run_dir = small_disk / "run"
-    cfg = lambda steps: to_run_config(compose(["experiment=smoke", f"grpo.max_steps={steps}", "grpo.save_steps=2",  # noqa: E731
-                                                "diagnostics.text=false"]))  # fmt: skip
+
+    def cfg(steps: int):
+        return to_run_config(
+            compose(["experiment=smoke", f"grpo.max_steps={steps}", "grpo.save_steps=2", "diagnostics.text=false"])
+        )
+
     run_training(cfg(2), run_dir)
     ckpt2 = run_dir / "checkpoints" / "checkpoint-2"
     kept = snapshot(ckpt2)
@@ -173,7 +193,7 @@ def test_full_disk_save_fails_cleanly_and_the_run_resumes_once_space_is_back(sma
 
 
 def test_torn_last_line_is_skipped_and_the_next_append_starts_a_new_line(tmp_path, caplog):
-    from openrs.metrics_log import read_metrics
+    from openrs.records.metrics_log import read_metrics
 
     path = tmp_path / "metrics.jsonl"
     jsonl.append(path, {"step": 1, "reward": 0.5})

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from slurm_support import SINFO_PROBLEM, wait_for
 
-from openrs.checkpoints import MARKER, checkpoint_step
-from openrs.metrics_log import read_metrics
+from openrs.records.metrics_log import read_metrics
+from openrs.training.checkpoints import MARKER, checkpoint_step
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,10 +53,24 @@ def _tb_steps(run_dir: Path, tag: str = "train/reward") -> list[int]:
 def test_multirun_sweep_runs_each_point_as_a_slurm_job(tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
-        [sys.executable, "-m", "openrs.train", "--multirun", "experiment=smoke", "lr=1e-6,5e-6",
-         "hydra/launcher=submitit_slurm", *SMALL, "grpo.max_steps=8", "grpo.save_steps=4", f"hydra.sweep.dir={sweep}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "openrs.train",
+            "--multirun",
+            "experiment=smoke",
+            "lr=1e-6,5e-6",
+            "hydra/launcher=submitit_slurm",
+            *SMALL,
+            "grpo.max_steps=8",
+            "grpo.save_steps=4",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     for lr in ("1e-06", "5e-06"):
         run_dir = sweep / f"grpo.max_steps=8,grpo.save_steps=4,lr={lr}"
@@ -88,16 +102,27 @@ def test_interrupted_twice_resumes_from_newest_checkpoint_each_time(tmp_path):
 
     sweep, max_steps = tmp_path / "sweep", 80
     parent = subprocess.Popen(
-        [sys.executable, "-m", "openrs.train", "--multirun", "experiment=smoke", "hydra/launcher=submitit_slurm",
-         *SMALL, f"grpo.max_steps={max_steps}", "grpo.save_steps=5", f"hydra.sweep.dir={sweep}",
-         "hydra.sweep.subdir=run"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "openrs.train",
+            "--multirun",
+            "experiment=smoke",
+            "hydra/launcher=submitit_slurm",
+            *SMALL,
+            f"grpo.max_steps={max_steps}",
+            "grpo.save_steps=5",
+            f"hydra.sweep.dir={sweep}",
+            "hydra.sweep.subdir=run",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     run_dir = sweep / "run"
     try:
-        job_dir = _wait(
-            lambda: next((sweep / ".submitit").glob("[0-9]*"), None), 60, "the job's submitit folder"
-        )
+        job_dir = _wait(lambda: next((sweep / ".submitit").glob("[0-9]*"), None), 60, "the job's submitit folder")
         job_id = job_dir.name
 
         def starts() -> list[dict]:
@@ -116,9 +141,7 @@ def test_interrupted_twice_resumes_from_newest_checkpoint_each_time(tmp_path):
             return max((s for s, m in complete_steps().items() if m < t), default=0)
 
         # 1. submitit's own preemption path: SIGTERM (ignored) + USR2 -> checkpoint at step end, requeue.
-        _wait(
-            lambda: run_dir.joinpath("checkpoints").is_dir() and complete_steps(), 300, "a first checkpoint"
-        )
+        _wait(lambda: run_dir.joinpath("checkpoints").is_dir() and complete_steps(), 300, "a first checkpoint")
         submitit.SlurmJob(folder=job_dir.parent / "%j", job_id=job_id)._interrupt()
         _wait(lambda: len(starts()) >= 2, 180, "the job to start again after the USR2 interrupt")
         second = starts()[1]
@@ -126,9 +149,7 @@ def test_interrupted_twice_resumes_from_newest_checkpoint_each_time(tmp_path):
         assert second["slurm_restart_count"] == 1
 
         # 2. An outside requeue: no checkpoint on the way out (SIGKILL after KillWait); resume from the newest.
-        _wait(
-            lambda: max(complete_steps()) > second["resumed_step"], 300, "a checkpoint after the first resume"
-        )
+        _wait(lambda: max(complete_steps()) > second["resumed_step"], 300, "a checkpoint after the first resume")
         subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=60)
         _wait(lambda: len(starts()) >= 3, 180, "the job to start again after scontrol requeue")
         third = starts()[2]

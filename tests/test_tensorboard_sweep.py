@@ -7,18 +7,30 @@ from pathlib import Path
 
 import pytest
 
-from openrs import hparams
+from openrs.records import hparams
 
 pytestmark = pytest.mark.slow
 STEPS = 6
 PER_STEP_TAGS = [  # TensorBoard tags every log step must carry (logging_steps=1)
-    "train/reward", "train/reward_std", "train/rewards/format/mean", "train/rewards/cosine/std",
-    "train/completions/mean_length", "train/completions/max_length", "train/completions/clipped_ratio",
-    "train/learning_rate", "train/entropy", "train/diagnostics/lang_drift_share",
-    "train/diagnostics/think_closed_share", "train/diagnostics/boxed_share", "train/completions/clipped_ratio",
-    "train/diagnostics/accuracy", "train/step_time", "train/perf/generation_tokens_per_s",
-    "train/cost/gpu_hours", "train/cost/usd",
-]  # fmt: skip
+    "train/reward",
+    "train/reward_std",
+    "train/rewards/format/mean",
+    "train/rewards/cosine/std",
+    "train/completions/mean_length",
+    "train/completions/max_length",
+    "train/completions/clipped_ratio",
+    "train/learning_rate",
+    "train/entropy",
+    "train/diagnostics/lang_drift_share",
+    "train/diagnostics/think_closed_share",
+    "train/diagnostics/boxed_share",
+    "train/completions/clipped_ratio",
+    "train/diagnostics/accuracy",
+    "train/step_time",
+    "train/perf/generation_tokens_per_s",
+    "train/cost/gpu_hours",
+    "train/cost/usd",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +51,7 @@ def sweep(tmp_path_factory, openrs_cache) -> Path:
             "grpo.save_steps=1000",
             "diagnostics.samples_every=3",
             f"hydra.sweep.dir={sweep_dir}",
-        ],  # fmt: skip
+        ],
         cwd=Path(__file__).resolve().parent.parent,
         capture_output=True,
         text=True,

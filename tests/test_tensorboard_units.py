@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from openrs import hparams, observe, run_summary, tb
 from openrs.config import compose, to_run_config
+from openrs.records import hparams, observe, run_summary, tb
 
 
 class FakeTerm:
@@ -38,10 +38,15 @@ def test_observed_rewards_keep_names_and_values_and_log_a_round(monkeypatch):
     clock["perf"] += 1.0  # the reward functions
     funcs[1](prompts=["p"] * 4, completions=completions, **kwargs)
     assert logged == {
-        "diagnostics/lang_drift_share": 0.25, "diagnostics/think_closed_share": 0.25, "diagnostics/boxed_share": 0.25,
-        observe.GENERATION_KEY: 3.0, observe.REWARD_KEY: 1.0, observe.TOKENS_KEY: 11 / 3.0,
-        "cost/gpu_hours": pytest.approx(3.5), "cost/usd": pytest.approx(7.0),
-    }  # fmt: skip
+        "diagnostics/lang_drift_share": 0.25,
+        "diagnostics/think_closed_share": 0.25,
+        "diagnostics/boxed_share": 0.25,
+        observe.GENERATION_KEY: 3.0,
+        observe.REWARD_KEY: 1.0,
+        observe.TOKENS_KEY: 11 / 3.0,
+        "cost/gpu_hours": pytest.approx(3.5),
+        "cost/usd": pytest.approx(7.0),
+    }
     assert observer.last_batch.rewards == {"format": [1.0, 0.0, 0.0, 0.0]}
     assert "format=1.000" in tb.samples_markdown(observer.last_batch, 2)
 
@@ -66,8 +71,12 @@ def test_accuracy_comes_from_the_verifier_terms_verdicts():
 
 def test_phase_seconds_split_the_step():
     rec = {"step_time": 10.0, observe.GENERATION_KEY: 3.0, observe.REWARD_KEY: 1.0}
-    assert observe.phase_seconds(rec, rounds_per_step=2) == {"generation": 6.0, "reward": 2.0, "loss": 2.0,
-                                                              "step_time": 10.0}  # fmt: skip
+    assert observe.phase_seconds(rec, rounds_per_step=2) == {
+        "generation": 6.0,
+        "reward": 2.0,
+        "loss": 2.0,
+        "step_time": 10.0,
+    }
     assert observe.phase_seconds({"step_time": 10.0})["loss"] is None
 
 
@@ -96,14 +105,17 @@ def test_parse_override(override, parsed):
 def test_run_hparams_hold_axes_and_overrides(tmp_path):
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "overrides.yaml").write_text("- lr=1e-3\n- grpo.max_steps=30\n- reward=cosine\n")
-    (tmp_path / ".hydra" / "hydra.yaml").write_text(
-        "hydra:\n  runtime:\n    choices:\n      reward: cosine\n"
-    )
+    (tmp_path / ".hydra" / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      reward: cosine\n")
     cfg = to_run_config(compose(["experiment=smoke", "lr=1e-3", "grpo.max_steps=30"]))
     hp = hparams.run_hparams(cfg, tmp_path)
     assert hp == {
-        "experiment": "smoke", "lr": 0.001, "max_len": 24, "seed": 42, "reward": "cosine", "grpo.max_steps": 30,
-    }  # fmt: skip
+        "experiment": "smoke",
+        "lr": 0.001,
+        "max_len": 24,
+        "seed": 42,
+        "reward": "cosine",
+        "grpo.max_steps": 30,
+    }
 
 
 def test_hparams_session_round_trips_through_tensorboard(tmp_path):

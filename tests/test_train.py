@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from openrs.config import compose, to_run_config
-from openrs.metrics_log import read_metrics
+from openrs.records.metrics_log import read_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,10 @@ def test_smoke_run_learns(smoke_run):
     run_dir, _ = smoke_run
     records = [r for r in read_metrics(run_dir) if "reward" in r]
     assert len(records) == 200
-    first, last = window_mean(records, "reward", slice(0, 20)), window_mean(records, "reward", slice(-20, None))
+    first, last = (
+        window_mean(records, "reward", slice(0, 20)),
+        window_mean(records, "reward", slice(-20, None)),
+    )
     assert last > first + 0.5, f"reward {first:.3f} -> {last:.3f}"
     # It learned the R1 format the math rewards check, not only to be short.
     assert window_mean(records, "rewards/format/mean", slice(-20, None)) > 0.6
@@ -60,7 +63,9 @@ def test_smoke_run_dir_is_self_describing(smoke_run):
     assert provenance["grpo_config"]["loss_type"] == "bnpo" and provenance["grpo_config"]["steps_per_generation"] == 1
     assert provenance["attn_implementation"] == "eager" and provenance["deepspeed_config"] is None
     assert provenance["precision"] == {
-        "weights_dtype": "float32", "compute": "float32", "master_weights": "the float32 model weights"
+        "weights_dtype": "float32",
+        "compute": "float32",
+        "master_weights": "the float32 model weights",
     }
     assert provenance["trl_cannot_reproduce_seed"]
     assert provenance["revisions"] == {"model": None, "dataset": None}
@@ -89,7 +94,7 @@ def tiny_overrides(*extra: str) -> list[str]:
 def test_lora_trains_only_adapter_weights(tmp_path):
     import torch
 
-    from openrs.run import build_trainer
+    from openrs.training.loop import build_trainer
 
     cfg = to_run_config(
         compose(tiny_overrides("peft=lora", "peft.lora.r=4", "grpo.max_steps=4", "peft.lora.lora_dropout=0.0"))
@@ -107,12 +112,14 @@ def test_lora_trains_only_adapter_weights(tmp_path):
 
 def test_resume_skips_half_written_checkpoint(tmp_path):
     """A run killed during a save resumes from the newest *complete* checkpoint and ends at max_steps."""
-    from openrs.run import run_training
+    from openrs.training.loop import run_training
 
     run_dir = tmp_path / "run"
     # Every checkpoint keeps its state here: in a real kill mid-save, checkpoint-10 is still whole, because older
     # states are cut only once the next checkpoint is marked complete (grpo.keep_full_state).
-    first = to_run_config(compose(["experiment=smoke", "grpo.max_steps=20", "grpo.save_steps=10", "grpo.keep_full_state=null"]))
+    first = to_run_config(
+        compose(["experiment=smoke", "grpo.max_steps=20", "grpo.save_steps=10", "grpo.keep_full_state=null"])
+    )
     run_training(first, run_dir)
     (run_dir / "checkpoints" / "checkpoint-20" / "COMPLETE").unlink()  # as if killed mid-save
     second = to_run_config(compose(["experiment=smoke", "grpo.max_steps=30", "grpo.save_steps=10"]))

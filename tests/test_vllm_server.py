@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from openrs.config import compose, to_run_config
-from openrs.launch import LaunchPlan, pick_ports, run_ranks
-from openrs.vllm_server import VllmServer, free_port, vllm_serve_command
+from openrs.runtime.launch import LaunchPlan, pick_ports, run_ranks
+from openrs.runtime.vllm_server import VllmServer, free_port, vllm_serve_command
 
 FAKE = str(Path(__file__).resolve().parent / "fixtures" / "fake_vllm_server.py")
 
@@ -74,7 +74,10 @@ def test_server_is_awaited_on_health_then_stopped(tmp_path):
 def test_two_jobs_on_one_node_each_talk_to_their_own_server(tmp_path):
     hw = run_config("experiment=rs2").hardware
     a, b = pick_ports(hw, server=True), pick_ports(hw, server=True)
-    with server(tmp_path, a.vllm_server_port, "--token", "job-a") as sa, server(tmp_path, b.vllm_server_port, "--token", "job-b") as sb:
+    with (
+        server(tmp_path, a.vllm_server_port, "--token", "job-a") as sa,
+        server(tmp_path, b.vllm_server_port, "--token", "job-b") as sb,
+    ):
         assert get(f"{sa.url}/id") == "job-a" and get(f"{sb.url}/id") == "job-b"
         assert sa.proc.pid != sb.proc.pid
 
@@ -93,7 +96,9 @@ def test_a_port_answered_by_another_jobs_server_is_refused(tmp_path):
                 assert time.monotonic() < deadline, "stand-in server did not come up"
                 time.sleep(0.2)
         mine = server(tmp_path, port, "--delay", "30")  # still loading when A's answer arrives
-        with pytest.raises(RuntimeError, match=rf"port {port} answers /health, but from process.*not this job's server"):
+        with pytest.raises(
+            RuntimeError, match=rf"port {port} answers /health, but from process.*not this job's server"
+        ):
             with mine:
                 pass
         assert mine.exit_code() is not None  # ours was stopped on the way out
@@ -134,13 +139,17 @@ def test_server_dying_mid_run_ends_the_run_within_seconds(tmp_path, monkeypatch)
     launcher stops the ranks within seconds, fails with the server's log tail, and the checkpoint stays intact."""
     import psutil
 
-    from openrs import checkpoints, launch
+    from openrs.runtime import launch
+    from openrs.training import checkpoints
 
     run_dir = tmp_path / "run"
     monkeypatch.setattr(
-        launch, "vllm_serve_command",
-        lambda cfg, port: fake(port, "--die-when", str(run_dir / "checkpoints" / "checkpoint-*" / "COMPLETE"), "--exit-code", "7"),
-    )  # fmt: skip
+        launch,
+        "vllm_serve_command",
+        lambda cfg, port: fake(
+            port, "--die-when", str(run_dir / "checkpoints" / "checkpoint-*" / "COMPLETE"), "--exit-code", "7"
+        ),
+    )
     cfg = run_config("experiment=smoke", "grpo.max_steps=5000", "grpo.save_steps=3")
     plan = LaunchPlan(num_ranks=1, train_devices=(), vllm_devices=("0",), backend="gloo")
     with pytest.raises(RuntimeError) as info:
@@ -159,7 +168,7 @@ def test_server_dying_mid_run_ends_the_run_within_seconds(tmp_path, monkeypatch)
     def ours(p: psutil.Process) -> bool:
         try:
             cmd = p.cmdline()
-            return p.status() != psutil.STATUS_ZOMBIE and ("openrs.worker" in cmd or FAKE in cmd)
+            return p.status() != psutil.STATUS_ZOMBIE and ("openrs.runtime.worker" in cmd or FAKE in cmd)
         except psutil.Error:
             return False
 

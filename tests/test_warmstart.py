@@ -7,10 +7,13 @@ import re
 
 import pytest
 
-from openrs import minitask
 from openrs.config import MiniArithConfig, ModelConfig, TinyModelConfig, WarmStartConfig
-from openrs.tiny import tiny_model_dir
-from openrs.warmstart import RECIPE_FILE, noisy_traces, recipe, trace, warm_start_dir
+from openrs.data import mini_arith as minitask
+from openrs.models.cache import WARM_START_RECIPE_FILE as RECIPE_FILE
+from openrs.models.cache import warm_start_recipe as recipe
+from openrs.models.tiny import tiny_model_dir
+from openrs.training.warmstart import build_warm_start as warm_start_dir
+from openrs.training.warmstart import noisy_traces, trace
 
 
 def mini_model(**warm) -> ModelConfig:

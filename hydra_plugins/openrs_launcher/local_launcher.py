@@ -3,7 +3,7 @@
 submitit's local executor starts every job of a sweep at once. Each job's torch would otherwise take every core
 and the jobs spin against each other (a two-point sweep on two cores ran 6x slower than one run alone); with the
 count in ``OPENRS_JOBS_SHARING_NODE`` each job sizes its threads and verifier workers to its share
-(openrs.procs.cpu_share).
+(openrs.procpool.procs.cpu_share).
 """
 
 from __future__ import annotations

@@ -64,8 +64,16 @@ class SlurmLauncher(_PluginSlurmLauncher):
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             name = job_name(prefix, overrides, exclude)
             executor.update_parameters(name=name)
-            job = executor.submit(self, list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
-            log.info("\t#%d : %s -> SLURM job %s (%s)", idx, " ".join(filter_overrides(overrides)), job.job_id, name)
+            job = executor.submit(
+                self, list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()
+            )
+            log.info(
+                "\t#%d : %s -> SLURM job %s (%s)",
+                idx,
+                " ".join(filter_overrides(overrides)),
+                job.job_id,
+                name,
+            )
             jobs.append(job)
         return [j.results()[0] for j in jobs]
 

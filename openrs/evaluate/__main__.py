@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from openrs.evaluate.config import CONFIG_NAME, register_configs, to_eval_config
-from openrs.run_dir import RunDir
+from openrs.records.run_dir import RunDir
 
 
 def eval_run_dir(run: str | None, date: str, time: str) -> str:
@@ -33,8 +33,8 @@ def main(cfg: DictConfig) -> list[str]:
     """Hydra entry point; returns the ``results.json`` paths (collected by the multirun table)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from openrs.console import quiet_libraries
     from openrs.evaluate.pipeline import run_evaluation
+    from openrs.records.console import quiet_libraries
 
     quiet_libraries()
 

@@ -34,9 +34,7 @@ class SamplingSettings:
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError(
-                f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}"
-            )
+            raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
@@ -67,9 +65,7 @@ class TransformersBackend(Backend):
 
     name = "transformers"
 
-    def __init__(
-        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 8
-    ) -> None:
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 8) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
@@ -79,9 +75,7 @@ class TransformersBackend(Backend):
         self.model.eval()
 
     @classmethod
-    def from_model_config(
-        cls, model_cfg: Any, batch_size: int = 8, device: str | None = None
-    ) -> TransformersBackend:
+    def from_model_config(cls, model_cfg: Any, batch_size: int = 8, device: str | None = None) -> TransformersBackend:
         """Load through the training spine's loader (hub id, local directory or the tiny recipe)."""
         from openrs.models import load_model_and_tokenizer
 
@@ -166,9 +160,7 @@ class VllmBackend(Backend):
         try:
             import vllm
         except ImportError as err:
-            raise ImportError(
-                "the vLLM backend needs vLLM: pip install 'openrs[gpu]' (GPU machines only)"
-            ) from err
+            raise ImportError("the vLLM backend needs vLLM: pip install 'openrs[gpu]' (GPU machines only)") from err
         self._vllm = vllm
         settings = settings or VllmSettings()
         kwargs: dict[str, Any] = {

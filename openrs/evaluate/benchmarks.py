@@ -6,7 +6,7 @@ Local copies may name a column differently (``problem`` for OlympiadBench's ``qu
 the accepted column names in order of preference; the seed's name comes first.
 
 Besides the five, ``mini_heldout`` is generated on the spot: the held-out side of the miniature a+b*c task
-(``openrs.minitask``), posed in the training prompt format (the bare problem as the user turn, no system
+(``openrs.data.mini_arith``), posed in the training prompt format (the bare problem as the user turn, no system
 prompt), since the small models trained on it know no other.
 """
 
@@ -57,9 +57,7 @@ class BenchmarkSpec:
 
     def __post_init__(self) -> None:
         if self.gold_kind not in GOLD_KINDS:
-            raise ValueError(
-                f"{self.name}: gold_kind must be one of {list(GOLD_KINDS)}, got {self.gold_kind!r}"
-            )
+            raise ValueError(f"{self.name}: gold_kind must be one of {list(GOLD_KINDS)}, got {self.gold_kind!r}")
         if not self.problem_columns or not self.answer_columns:
             raise ValueError(f"{self.name}: at least one problem column and one answer column are needed")
 
@@ -77,8 +75,8 @@ class Problem:
 
 def _mini_heldout_rows() -> list[dict[str, Any]]:
     """The held-out problems of the miniature task with its default split."""
-    from openrs import minitask
     from openrs.config import MiniArithConfig
+    from openrs.data import mini_arith as minitask
 
     return minitask.rows(MiniArithConfig(), "held_out")
 
@@ -87,13 +85,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
     spec.name: spec
     for spec in (
         BenchmarkSpec("aime24", "HuggingFaceH4/aime_2024", "train", ("problem",), ("answer",), "expr", 30),
-        BenchmarkSpec(
-            "math500", "HuggingFaceH4/MATH-500", "test", ("problem",), ("solution", "answer"), "latex", 500
-        ),
+        BenchmarkSpec("math500", "HuggingFaceH4/MATH-500", "test", ("problem",), ("solution", "answer"), "latex", 500),
         BenchmarkSpec("amc23", "knoveleng/AMC-23", "train", ("problem",), ("answer",), "expr", 40),
-        BenchmarkSpec(
-            "minerva", "knoveleng/Minerva-Math", "train", ("problem",), ("solution", "answer"), "latex", 272
-        ),
+        BenchmarkSpec("minerva", "knoveleng/Minerva-Math", "train", ("problem",), ("solution", "answer"), "latex", 272),
         BenchmarkSpec(
             "olympiadbench",
             "knoveleng/OlympiadBench",

@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from openrs.config import CONF_DIR, DType
-from openrs.config_base import value_of
+from openrs.config.base import value_of
 from openrs.evaluate.backends import VllmSettings
 from openrs.evaluate.benchmarks import BENCHMARKS, PAPER_BENCHMARKS
 

@@ -24,14 +24,21 @@ def _version(name: str) -> str | None:
 def _driver() -> str | None:
     """The NVIDIA driver version (nvidia-smi), or None where there is none."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=True)  # fmt: skip
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
 
 
-def environment(backend: str, dtype: str, tensor_parallel_size: int, seed: int, n_samples: dict[str, int]) -> dict[str, Any]:
+def environment(
+    backend: str, dtype: str, tensor_parallel_size: int, seed: int, n_samples: dict[str, int]
+) -> dict[str, Any]:
     """GPU model, driver/CUDA, package versions, and the settings that change the numbers."""
     import torch
 

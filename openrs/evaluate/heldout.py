@@ -27,7 +27,7 @@ from openrs.evaluate.benchmarks import get_spec, load_benchmark
 from openrs.evaluate.pool import Job
 from openrs.evaluate.runner import BenchmarkResult, EvalSettings, evaluate_benchmark
 from openrs.evaluate.scoring import Verdict
-from openrs.run_dir import RunDir
+from openrs.records.run_dir import RunDir
 
 BENCHMARK = "mini_heldout"
 Scoring = Literal["reward", "judge"]
@@ -108,13 +108,17 @@ def evaluate_heldout(
     return HeldOutResult(str(model_dir), result.outcomes, [r["completion"] for r in result.records], seconds)
 
 
-
-
-def start_vs_final(start_dir: str | Path, final_dir: str | Path, run_dir: Path, benchmark: str, limit: int,
-                   max_new_tokens: int) -> dict:
+def start_vs_final(
+    start_dir: str | Path,
+    final_dir: str | Path,
+    run_dir: Path,
+    benchmark: str,
+    limit: int,
+    max_new_tokens: int,
+) -> dict:
     """The starting and the final model on the same problems, compared pairwise; written to the run's eval dir."""
-    from openrs.atomic import write_json_atomic
     from openrs.evaluate.paired import format_sentence, paired_difference
+    from openrs.records.atomic import write_json_atomic
 
     start = evaluate_heldout(start_dir, n=limit, max_new_tokens=max_new_tokens, benchmark=benchmark)
     final = evaluate_heldout(final_dir, n=limit, max_new_tokens=max_new_tokens, benchmark=benchmark)

@@ -243,17 +243,14 @@ def _signed(x: float, digits: int) -> str:
     return f"{x + 0.0:+.{digits}f}"  # + 0.0 turns -0.0 into 0.0, so zero prints as +0.000
 
 
-def format_difference(
-    result: PairedDifference, label: str = "", label_width: int = 0, digits: int = 3
-) -> str:
+def format_difference(result: PairedDifference, label: str = "", label_width: int = 0, digits: int = 3) -> str:
     """One line: ``aime24  +0.038 [-0.021, +0.097]  p=0.21  (not significant)``.
 
     Difference and interval in pass@1 units with a sign; the verdict at ``result.alpha`` is always spelled
     out, ``(significant)`` or ``(not significant)``. Without a label the line starts at the difference.
     """
     parts = [
-        f"{_signed(result.difference, digits)} "
-        f"[{_signed(result.ci_low, digits)}, {_signed(result.ci_high, digits)}]",
+        f"{_signed(result.difference, digits)} [{_signed(result.ci_low, digits)}, {_signed(result.ci_high, digits)}]",
         format_p(result.p_value, result.alpha),
         "(significant)" if result.significant else "(not significant)",
     ]

@@ -21,17 +21,17 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from openrs.atomic import write_json_atomic
-from openrs.config_base import value_of
+from openrs.config.base import value_of
 from openrs.evaluate.backends import Backend, SamplingSettings, TransformersBackend, VllmBackend
 from openrs.evaluate.benchmarks import BenchmarkSpec, Problem, get_spec, load_benchmark
 from openrs.evaluate.config import EvalConfig, benchmark_names, checkpoint_selection, validate
 from openrs.evaluate.environment import environment
 from openrs.evaluate.report import format_comparison
 from openrs.evaluate.runner import EvalSettings, evaluate
+from openrs.evaluate.significance import format_versus, outcomes_of_eval_dir, versus
 from openrs.evaluate.targets import Target, model_label, model_target, run_targets
-from openrs.run_dir import RunDir
-from openrs.significance import format_versus, outcomes_of_eval_dir, versus
+from openrs.records.atomic import write_json_atomic
+from openrs.records.run_dir import RunDir
 
 log = logging.getLogger("openrs.evaluate")
 
@@ -176,12 +176,15 @@ def run_evaluation(cfg: EvalConfig, hydra_dir: Path) -> list[Path]:
     targets = plan_targets(cfg, Path(hydra_dir))
     settings = eval_settings(cfg)
     samples = robust_samples(cfg)
-    env = environment(backend_name(cfg), str(value_of(cfg.dtype)), cfg.vllm.tensor_parallel_size, cfg.seed,
-                      {name: (samples or {}).get(name, cfg.n_samples) for name in benchmark_names(cfg)})  # fmt: skip
-    baseline = baseline_target(cfg, targets, Path(hydra_dir))
-    log.info(
-        "evaluating %d target(s) with %s: %s", len(targets), backend_name(cfg), [t.label for t in targets]
+    env = environment(
+        backend_name(cfg),
+        str(value_of(cfg.dtype)),
+        cfg.vllm.tensor_parallel_size,
+        cfg.seed,
+        {name: (samples or {}).get(name, cfg.n_samples) for name in benchmark_names(cfg)},
     )
+    baseline = baseline_target(cfg, targets, Path(hydra_dir))
+    log.info("evaluating %d target(s) with %s: %s", len(targets), backend_name(cfg), [t.label for t in targets])
     run = targets[0].run
 
     def run_target(target: Target) -> Any:
@@ -191,7 +194,10 @@ def run_evaluation(cfg: EvalConfig, hydra_dir: Path) -> list[Path]:
             report = evaluate(backend, benchmarks, settings, target.eval_dir, metadata, samples)
         finally:
             backend.close()
-        print(f"\n{target.label} ({target.eval_dir})\n{report.table()}{_seed_protocol_line(report.results)}", flush=True)
+        print(
+            f"\n{target.label} ({target.eval_dir})\n{report.table()}{_seed_protocol_line(report.results)}",
+            flush=True,
+        )
         return report
 
     base_outcomes = None
@@ -210,7 +216,10 @@ def run_evaluation(cfg: EvalConfig, hydra_dir: Path) -> list[Path]:
                 assert baseline is not None
                 diffs = versus(base_outcomes, {n: r.outcomes for n, r in report.benchmarks.items()})
                 print(f"\n{format_versus(diffs, target.label, baseline.label)}", flush=True)
-                report.results["vs_baseline"] = {"baseline": baseline.label, **{n: d.to_dict() for n, d in diffs.items()}}
+                report.results["vs_baseline"] = {
+                    "baseline": baseline.label,
+                    **{n: d.to_dict() for n, d in diffs.items()},
+                }
                 write_json_atomic(target.eval_dir / "results.json", report.results)
             written.append(target.eval_dir / "results.json")
             results[target.label] = report.results
@@ -220,9 +229,7 @@ def run_evaluation(cfg: EvalConfig, hydra_dir: Path) -> list[Path]:
                 else:
                     curves.add(report.results, target.step)
     header = "checkpoint" if run is not None else "model"
-    print(
-        f"\npass@1 (%), {header}s x benchmarks\n{format_comparison(results, row_header=header)}", flush=True
-    )
+    print(f"\npass@1 (%), {header}s x benchmarks\n{format_comparison(results, row_header=header)}", flush=True)
     return written
 
 
@@ -269,4 +276,7 @@ class ComparisonCallback(Callback):
             base_label = json.loads(paths[0].read_text()).get("label") or str(paths[0].parent)
             for path in paths[1:]:
                 label = json.loads(path.read_text()).get("label") or str(path.parent)
-                print(f"\n{format_versus(versus(base, outcomes_of_eval_dir(path.parent)), label, base_label)}", flush=True)
+                print(
+                    f"\n{format_versus(versus(base, outcomes_of_eval_dir(path.parent)), label, base_label)}",
+                    flush=True,
+                )

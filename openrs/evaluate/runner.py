@@ -19,13 +19,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from openrs.atomic import write_json_atomic, write_jsonl_atomic
 from openrs.evaluate.backends import Backend, SamplingSettings
 from openrs.evaluate.benchmarks import BenchmarkSpec, Problem, chat_messages
 from openrs.evaluate.pool import Job, ScoringPool
 from openrs.evaluate.report import format_table
 from openrs.evaluate.scoring import Verdict, judge
 from openrs.evaluate.stats import Summary, summarize, summarize_average
+from openrs.records.atomic import write_json_atomic, write_jsonl_atomic
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,7 @@ def evaluate_benchmark(
     if len(completions) != len(problems) or any(len(c) != n for c in completions):
         raise RuntimeError(f"{backend.name} returned the wrong number of completions for {spec.name}")
     jobs: list[Job] = [
-        (text, p.gold, spec.gold_kind)
-        for p, texts in zip(problems, completions, strict=True)
-        for text in texts
+        (text, p.gold, spec.gold_kind) for p, texts in zip(problems, completions, strict=True) for text in texts
     ]
     verdicts = scorer(jobs)
     records, outcomes = [], []
@@ -106,9 +104,7 @@ def evaluate_benchmark(
                 }
             )
         outcomes.append(row)
-    summary = summarize(
-        outcomes, settings.ks, settings.confidence, settings.n_resamples, settings.bootstrap_seed
-    )
+    summary = summarize(outcomes, settings.ks, settings.confidence, settings.n_resamples, settings.bootstrap_seed)
     return BenchmarkResult(spec.name, summary, outcomes, records)
 
 
@@ -167,7 +163,12 @@ def evaluate(
 def _benchmark_record(result: BenchmarkResult, settings: EvalSettings, robust: bool) -> dict[str, Any]:
     record = result.summary.to_dict()
     if robust:  # what the seed's single-sample protocol would have reported from the same completions
-        first = summarize([o[:1] for o in result.outcomes], (1,), settings.confidence, settings.n_resamples,
-                          settings.bootstrap_seed)  # fmt: skip
+        first = summarize(
+            [o[:1] for o in result.outcomes],
+            (1,),
+            settings.confidence,
+            settings.n_resamples,
+            settings.bootstrap_seed,
+        )
         record["seed_protocol"] = {"pass@1": first.pass1, "ci_low": first.ci_low, "ci_high": first.ci_high}
     return record

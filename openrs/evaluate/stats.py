@@ -38,9 +38,7 @@ def per_problem_pass1(outcomes: Sequence[Sequence[bool | int]] | np.ndarray) -> 
     """Fraction of correct samples for each problem (a problems x samples array is averaged row-wise)."""
     if isinstance(outcomes, np.ndarray) and outcomes.ndim == 2:
         if outcomes.size == 0:
-            raise ValueError(
-                "no problems" if outcomes.shape[0] == 0 else "every problem needs at least one sample"
-            )
+            raise ValueError("no problems" if outcomes.shape[0] == 0 else "every problem needs at least one sample")
         return outcomes.astype(float).mean(axis=1)
     _check(outcomes)
     return np.array([float(np.mean(np.asarray(o, dtype=float))) for o in outcomes])

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openrs.checkpoints import checkpoint_step, complete_checkpoints
-from openrs.run_dir import RunDir
+from openrs.records.run_dir import RunDir
+from openrs.training.checkpoints import checkpoint_step, complete_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,12 @@ def _has_tokenizer(path: Path) -> bool:
 
 
 def run_base_model(run: Path) -> tuple[str, str | None]:
-    """The model a run was trained from, from its saved ``.hydra/config.yaml`` (tiny: its cached directory)."""
+    """The model a run was trained from, from its saved ``.hydra/config.yaml`` (tiny, warm start: its cached
+    directory, built again if the cache was cleared)."""
     from omegaconf import OmegaConf
 
     from openrs.config import ModelConfig
-    from openrs.models import resolve_model_path
+    from openrs.training.warmstart import prepare_model
 
     saved = RunDir(run).hydra_config
     if not saved.is_file():
@@ -89,7 +90,7 @@ def run_base_model(run: Path) -> tuple[str, str | None]:
         raise KeyError(f"{saved}: no model section")
     cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), node))
     assert isinstance(cfg, ModelConfig)
-    return resolve_model_path(cfg), cfg.revision
+    return prepare_model(cfg), cfg.revision
 
 
 def run_tokenizer(run: Path, weights: Path) -> tuple[str, str | None]:
@@ -133,9 +134,7 @@ def select_checkpoints(run: Path, selection: str | list[int]) -> list[tuple[str,
     return [(by_step[s].name, by_step[s], s) for s in selection]
 
 
-def run_targets(
-    run: Path, selection: str | list[int], out_root: Path, tokenizer: str | None = None
-) -> list[Target]:
+def run_targets(run: Path, selection: str | list[int], out_root: Path, tokenizer: str | None = None) -> list[Target]:
     """One target per selected checkpoint of ``run``; results go to ``out_root/<checkpoint name>/``."""
     if not run.is_dir():
         raise FileNotFoundError(f"run={run}: not a directory")

@@ -6,7 +6,7 @@
 
 It trains ``experiment=gpu_check`` (conf/experiment/gpu_check.yaml: rs3's shape for 4 steps on a random-init
 model of DeepSeek-R1-Distill-Qwen-1.5B's architecture, generated data, nothing downloaded) through
-``openrs.launch.launch``, the path ``python -m openrs.train`` takes, with vLLM where it is installed and DeepSpeed
+``openrs.runtime.launch.launch``, the path ``python -m openrs.train`` takes, with vLLM where it is installed and DeepSpeed
 ZeRO-2 where DeepSpeed is. It then checks that the run reached its steps, that every logged loss and every weight
 stayed finite and that the weights moved, and reports per-step seconds (generation / reward / loss forward-backward),
 completion tokens/s, peak GPU memory and a projection of rs3's 500 steps on the paper's 4x A40 node. Without a CUDA

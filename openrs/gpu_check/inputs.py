@@ -6,17 +6,17 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from openrs.gpu_check import gpus
+
 if TYPE_CHECKING:  # the skip path imports nothing heavy
     from openrs.gpu_check import projection
     from openrs.gpu_check.report import Check
 
 
-def spec_here(args: argparse.Namespace, device: str | None) -> projection.GpuSpec | None:
-    from openrs.gpu_check import projection
-
+def spec_here(args: argparse.Namespace, device: str | None) -> gpus.GpuSpec | None:
     if args.gpu_tflops and args.gpu_bandwidth_gbs:
-        return projection.GpuSpec(device or "this GPU", args.gpu_tflops, args.gpu_bandwidth_gbs, "given on the command line")
-    return projection.lookup(device) if device else None
+        return gpus.GpuSpec(device or "this GPU", args.gpu_tflops, args.gpu_bandwidth_gbs, "given on the command line")
+    return gpus.lookup(device) if device else None
 
 
 def target_run(prompt_tokens: float) -> tuple[Any, projection.StepShape]:
@@ -31,16 +31,22 @@ def work_factors(check: projection.StepShape, target: projection.StepShape, cost
     """The work ratios, which need no measurement (the GPU ratios are A40 against itself here: 1)."""
     from openrs.gpu_check import projection
 
-    f = projection.factors(check, target, cost, projection.A40, projection.A40)
+    f = projection.factors(check, target, cost, gpus.A40, gpus.A40)
     return {phase: factor.work for phase, factor in f.items()}
 
 
 def meta_model(cfg: Any, tokenizer: Any) -> Any:
-    from openrs import tiny as local_models
+    from openrs.models import tiny as local_models
 
     tiny = cfg.model.tiny
-    return local_models.build_tiny_model(tiny, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id,
-                                   tokenizer.bos_token_id, device="meta")  # fmt: skip
+    return local_models.build_tiny_model(
+        tiny,
+        len(tokenizer),
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+        tokenizer.bos_token_id,
+        device="meta",
+    )
 
 
 def model_facts(cfg: Any, tokenizer: Any, model: Any) -> tuple[dict[str, Any], projection.ModelCost, Check]:
@@ -51,13 +57,22 @@ def model_facts(cfg: Any, tokenizer: Any, model: Any) -> tuple[dict[str, Any], p
     tiny = cfg.model.tiny
     params, cost = plan.model_cost(model)
     c = model.config
-    expected = plan.qwen2_params(c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads,
-                                 c.intermediate_size, c.vocab_size, c.tie_word_embeddings)  # fmt: skip
+    expected = plan.qwen2_params(
+        c.hidden_size,
+        c.num_hidden_layers,
+        c.num_attention_heads,
+        c.num_key_value_heads,
+        c.intermediate_size,
+        c.vocab_size,
+        c.tie_word_embeddings,
+    )
     facts = {
-        "model": (f"random-init Qwen2ForCausalLM: hidden {c.hidden_size}, {c.num_hidden_layers} layers, "
-                  f"{c.num_attention_heads} heads / {c.num_key_value_heads} KV heads, MLP {c.intermediate_size}, "
-                  f"vocab {c.vocab_size}, tied embeddings {c.tie_word_embeddings}, rope_theta "
-                  f"{c.rope_parameters.get('rope_theta')}, {c.max_position_embeddings} positions"),  # fmt: skip
+        "model": (
+            f"random-init Qwen2ForCausalLM: hidden {c.hidden_size}, {c.num_hidden_layers} layers, "
+            f"{c.num_attention_heads} heads / {c.num_key_value_heads} KV heads, MLP {c.intermediate_size}, "
+            f"vocab {c.vocab_size}, tied embeddings {c.tie_word_embeddings}, rope_theta "
+            f"{c.rope_parameters.get('rope_theta')}, {c.max_position_embeddings} positions"
+        ),
         "parameters": f"{params:,}",
         "tokenizer": f"{len(tokenizer):,} entries ({tiny.vocab_size} BPE learnt on the spot"
         + (", the rest inert filler)" if tiny.tokenizer_fill_to else ")"),

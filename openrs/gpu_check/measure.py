@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openrs.observe import phase_seconds
-from openrs.run_dir import RunDir
+from openrs.records.observe import phase_seconds
+from openrs.records.run_dir import RunDir
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def step_figures(records: list[dict[str, Any]], completions_per_step: int, round
             continue
         phases = phase_seconds(rec, rounds_per_step)
         mean_length = _number(rec, "completions/mean_length")
-        # metrics.jsonl writes non-finite floats as null (openrs.metrics_log), so a null here is a NaN or inf.
+        # metrics.jsonl writes non-finite floats as null (openrs.records.metrics_log), so a null here is a NaN or inf.
         finite = all(k not in rec or _number(rec, k) is not None for k in ("loss", "grad_norm", "kl"))
         out.append(
             StepFigures(
@@ -87,7 +87,17 @@ def steady_state(steps: list[StepFigures], wall_per_step: float | None = None) -
     ``step_time``, the rest of a step ("other": optimizer step, clipping, callbacks), as a mean over every step.
     """
     timed = steps[1:] or steps
-    keys = ("wall", "step_time", "generation", "reward", "loss", "other", "mean_length", "max_length", "completion_tokens")
+    keys = (
+        "wall",
+        "step_time",
+        "generation",
+        "reward",
+        "loss",
+        "other",
+        "mean_length",
+        "max_length",
+        "completion_tokens",
+    )
 
     def mean(key: str) -> float | None:
         values = [getattr(s, key) for s in timed]

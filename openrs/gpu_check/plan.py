@@ -20,7 +20,17 @@ from openrs.gpu_check.projection import ModelCost, StepShape
 
 CHECK_EXPERIMENT = "experiment=gpu_check"
 TARGET_EXPERIMENT = "experiment=rs3"
-VERSIONED = ("torch", "transformers", "trl", "vllm", "deepspeed", "flash-attn", "accelerate", "datasets", "peft")
+VERSIONED = (
+    "torch",
+    "transformers",
+    "trl",
+    "vllm",
+    "deepspeed",
+    "flash-attn",
+    "accelerate",
+    "datasets",
+    "peft",
+)
 
 
 def version(dist: str) -> str | None:
@@ -74,8 +84,12 @@ def completions_per_step(cfg: RunConfig) -> int:
     return rounds_per_step(cfg) * completions_per_round(cfg)
 
 
-def shape_of(cfg: RunConfig, prompt_tokens: float, decode_steps: float | None = None,
-             completion_tokens: float | None = None) -> StepShape:  # fmt: skip
+def shape_of(
+    cfg: RunConfig,
+    prompt_tokens: float,
+    decode_steps: float | None = None,
+    completion_tokens: float | None = None,
+) -> StepShape:
     """A run's step shape; completions run to ``max_len`` unless measured lengths are given."""
     max_len = cfg.grpo.max_completion_length
     return StepShape(
@@ -97,8 +111,11 @@ def describe(cfg: RunConfig, backends: Backends) -> dict[str, str]:
         generation = f"vLLM {backends.vllm}, {getattr(hw.vllm_mode, 'value', hw.vllm_mode)} mode"
     else:
         generation = "transformers generate()" + ("" if backends.vllm else " (vLLM is not installed)")
-    deepspeed = f"DeepSpeed {backends.deepspeed}, {hw.deepspeed}" if hw.deepspeed else (
-        "none" + ("" if backends.deepspeed else " (DeepSpeed is not installed)"))  # fmt: skip
+    deepspeed = (
+        f"DeepSpeed {backends.deepspeed}, {hw.deepspeed}"
+        if hw.deepspeed
+        else ("none" + ("" if backends.deepspeed else " (DeepSpeed is not installed)"))
+    )
     return {
         "generation": generation,
         "deepspeed": deepspeed,

@@ -1,4 +1,4 @@
-"""Project a measured GRPO step onto another run shape and GPU: the arithmetic, and the published GPU figures.
+"""Project a measured GRPO step onto another run shape and GPU (the GPUs' published figures: openrs.gpu_check.gpus).
 
 A projection, not a measurement. Each phase of an optimizer step is scaled by how much more work the target step
 holds and by how much faster or slower the target GPU is for that kind of work:
@@ -17,46 +17,11 @@ holds and by how much faster or slower the target GPU is for that kind of work:
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 
+from openrs.gpu_check.gpus import A40, GpuSpec
+
 BYTES_BF16 = 2
-
-
-@dataclass(frozen=True)
-class GpuSpec:
-    """Published peak figures of one GPU model."""
-
-    name: str
-    bf16_tflops: float  # dense bf16 tensor-core peak (without structured sparsity)
-    bandwidth_gbs: float  # memory bandwidth, GB/s
-    source: str
-
-
-A40 = GpuSpec("NVIDIA A40", 149.7, 696.0, "NVIDIA A40 datasheet: BF16 149.7 TFLOPS dense (299.4 sparse), 696 GB/s GDDR6")
-
-# Matched against torch.cuda.get_device_name(), first match wins (the more specific names come first).
-SPECS: tuple[tuple[str, GpuSpec], ...] = (
-    (r"A40\b", A40),
-    (r"H200.*NVL", GpuSpec("NVIDIA H200 NVL", 835.5, 4800.0, "NVIDIA H200 datasheet: NVL BF16 1,671 TFLOPS sparse, 4.8 TB/s")),
-    (r"H200", GpuSpec("NVIDIA H200 SXM", 989.5, 4800.0, "NVIDIA H200 datasheet: SXM BF16 1,979 TFLOPS sparse, 4.8 TB/s HBM3e")),
-    (r"H100.*NVL", GpuSpec("NVIDIA H100 NVL", 835.5, 3900.0, "NVIDIA H100 datasheet: NVL BF16 1,671 TFLOPS sparse, 3.9 TB/s")),
-    (r"H100.*PCIe", GpuSpec("NVIDIA H100 PCIe", 756.5, 2000.0, "NVIDIA H100 datasheet: PCIe BF16 1,513 TFLOPS sparse, 2.0 TB/s")),
-    (r"H100", GpuSpec("NVIDIA H100 SXM", 989.5, 3350.0, "NVIDIA H100 datasheet: SXM BF16 1,979 TFLOPS sparse, 3.35 TB/s")),
-    (r"A100.*80GB.*PCIe|A100.*PCIe.*80GB", GpuSpec("NVIDIA A100 80GB PCIe", 312.0, 1935.0, "NVIDIA A100 datasheet: BF16 312 TFLOPS, 1,935 GB/s")),
-    (r"A100.*80GB", GpuSpec("NVIDIA A100 80GB SXM", 312.0, 2039.0, "NVIDIA A100 datasheet: BF16 312 TFLOPS, 2,039 GB/s")),
-    (r"A100", GpuSpec("NVIDIA A100 40GB", 312.0, 1555.0, "NVIDIA A100 datasheet: BF16 312 TFLOPS, 1,555 GB/s")),
-    (r"L40S", GpuSpec("NVIDIA L40S", 362.0, 864.0, "NVIDIA L40S datasheet: BF16 362 TFLOPS dense (733 sparse), 864 GB/s")),
-    (r"\bL4\b", GpuSpec("NVIDIA L4", 121.0, 300.0, "NVIDIA L4 datasheet: BF16 242 TFLOPS sparse, 300 GB/s")),
-)
-
-
-def lookup(device_name: str) -> GpuSpec | None:
-    """The published figures for a CUDA device name, or None for a GPU not in :data:`SPECS`."""
-    for pattern, spec in SPECS:
-        if re.search(pattern, device_name, re.IGNORECASE):
-            return spec
-    return None
 
 
 @dataclass(frozen=True)
@@ -166,7 +131,9 @@ def factors(check: StepShape, target: StepShape, model: ModelCost, here: GpuSpec
     bandwidth = here.bandwidth_gbs / there.bandwidth_gbs
     return {
         "generation": Factor(decode_bytes(target, model) / decode_bytes(check, model), bandwidth),
-        "loss": Factor(train_tokens_per_rank(target) / train_tokens_per_rank(check), here.bf16_tflops / there.bf16_tflops),
+        "loss": Factor(
+            train_tokens_per_rank(target) / train_tokens_per_rank(check), here.bf16_tflops / there.bf16_tflops
+        ),
         "other": Factor(check.training_ranks / target.training_ranks, bandwidth),
         "reward": Factor(reward_tokens_per_rank(target) / reward_tokens_per_rank(check), 1.0),
     }
@@ -192,7 +159,9 @@ def project(
         other=measured.other * f["other"].total,
     )
     floor = decode_bytes(target, model) / (there.bandwidth_gbs * 1e9)
-    share = decode_bytes(check, model) / (measured.generation * here.bandwidth_gbs * 1e9) if measured.generation else 0.0
+    share = (
+        decode_bytes(check, model) / (measured.generation * here.bandwidth_gbs * 1e9) if measured.generation else 0.0
+    )
     return Projection(per_step, f, steps, gpus, price_per_gpu_hour, floor, share)
 
 
@@ -214,8 +183,14 @@ def rs3_on_a40x4(check: StepShape, max_len: int = 3584) -> StepShape:
 def self_check() -> list[str]:
     """Cases with known answers; returns what was checked, raises AssertionError on the first wrong one."""
     model = ModelCost.qwen2(params=1_777_088_000, layers=28, kv_heads=2, head_dim=128)
-    shape = StepShape(rounds=4, completions_per_round=18, decode_steps=3584, completion_tokens=3584,
-                      prompt_tokens=200, training_ranks=3)  # fmt: skip
+    shape = StepShape(
+        rounds=4,
+        completions_per_round=18,
+        decode_steps=3584,
+        completion_tokens=3584,
+        prompt_tokens=200,
+        training_ranks=3,
+    )
     measured = PhaseTimes(generation=100.0, reward=2.0, loss=40.0, other=3.0)
     done = []
 
@@ -249,8 +224,14 @@ def self_check() -> list[str]:
     longer = replace(shape, decode_steps=2 * shape.decode_steps)
     assert math.isclose(decode_bytes(longer, weightless), 2 * decode_bytes(shape, weightless))
     kv_only = ModelCost(weights_bytes=0.0, kv_bytes_per_token=1.0)
-    tiny = StepShape(rounds=1, completions_per_round=2, decode_steps=3, completion_tokens=3, prompt_tokens=10,
-                     training_ranks=1)  # fmt: skip
+    tiny = StepShape(
+        rounds=1,
+        completions_per_round=2,
+        decode_steps=3,
+        completion_tokens=3,
+        prompt_tokens=10,
+        training_ranks=1,
+    )
     assert decode_bytes(tiny, kv_only) == 2 * (10 + 11 + 12)  # two sequences read 10, 11, then 12 cached tokens
     done.append("decode bytes: weights once per decode step, each sequence's cache as it grows")
     return done

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from openrs.procpool import wire as _wire
-from openrs.procs import die_with_parent
+from openrs.procpool.procs import die_with_parent
 
 
 def resolve(path: str) -> Callable[..., Any]:

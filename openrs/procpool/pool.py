@@ -58,7 +58,12 @@ class KillablePool:
     """
 
     def __init__(
-        self, handler: str, workers: int, timeout_s: float, init: str | None = None, start_timeout_s: float = 300.0
+        self,
+        handler: str,
+        workers: int,
+        timeout_s: float,
+        init: str | None = None,
+        start_timeout_s: float = 300.0,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -168,7 +173,9 @@ class KillablePool:
                 self._start_failures += 1
                 if self._start_failures >= 3:
                     self.close()
-                    raise RuntimeError("verifier workers failed to start 3 times in a row; see their stderr above") from None
+                    raise RuntimeError(
+                        "verifier workers failed to start 3 times in a row; see their stderr above"
+                    ) from None
             self._lose(w, pending, Outcome(failed=True), now)
             return False
         for msg in messages:

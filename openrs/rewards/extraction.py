@@ -116,7 +116,9 @@ def extract_answers(text: str, boxed_modes: Sequence[Any]) -> list[list]:
     configs = [answer_config(b) for b in boxed_modes]
     patterns = _scan_patterns(configs)
     if patterns is None:
-        return [parse(text, extraction_config=[c], extraction_mode="first_match", parsing_timeout=None) for c in configs]
+        return [
+            parse(text, extraction_config=[c], extraction_mode="first_match", parsing_timeout=None) for c in configs
+        ]
     try:
         match = _first_match(text, patterns)
     except Exception:  # parse() turns any extraction error into "no answer"

@@ -37,8 +37,13 @@ def seed_accuracy(texts: list[str], golds: list[str]) -> list[float]:
 
 
 def seed_cosine(
-    texts: list[str], golds: list[str], min_value_wrong: float = 0.0, max_value_wrong: float = -0.5,
-    min_value_correct: float = 0.5, max_value_correct: float = 1.0, max_len: int = 1000,
+    texts: list[str],
+    golds: list[str],
+    min_value_wrong: float = 0.0,
+    max_value_wrong: float = -0.5,
+    min_value_correct: float = 0.5,
+    max_value_correct: float = 1.0,
+    max_len: int = 1000,
 ) -> list[float]:
     out = []
     for t, g in zip(texts, golds, strict=True):

@@ -18,31 +18,24 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from openrs.rewards.extraction import BOXED_MODES
-from openrs.rewards.params import Param, validate_params
+from openrs.rewards.params import (
+    AccuracyParams,
+    CosineParams,
+    LengthParams,
+    NoParams,
+    RepetitionPenaltyParams,
+    TermParams,
+    validate_params,
+)
 from openrs.rewards.text import completion_texts
 from openrs.rewards.verifier import SharedVerifier, Verdict
-
-_BOXED = Param(
-    None, BOXED_MODES, "math-verify `boxed` normalization of the completion (seed: 'all' for accuracy, true for "
-    "cosine/length; true leaves \\boxed inside $...$ unextracted)"
-)
-_UNPARSEABLE = Param(
-    "seed", ("seed", "skip"), "gold math-verify cannot parse: 'seed' = what the seed gave (accuracy/cosine 1.0, length "
-    "counts the row as correct); 'skip' = None, which TRL 1.16 turns into NaN and nansums, so the term adds 0 to that "
-    "row's reward (the row itself still trains, on the other terms)"
-)
-
-
-def _boxed(default: Any) -> Param:
-    return Param(default, _BOXED.kind, _BOXED.doc)
 
 
 class Term:
     """Base class: holds the validated params; subclasses implement `score`."""
 
     name: ClassVar[str]
-    PARAMS: ClassVar[dict[str, Param]] = {}
+    PARAMS: ClassVar[type[TermParams]] = NoParams  # its parameters' typed home (openrs.rewards.params)
     needs_verifier: ClassVar[bool] = False
 
     def __init__(self, params: dict[str, Any], verifier: SharedVerifier | None = None) -> None:
@@ -98,7 +91,7 @@ class AccuracyReward(Term):
 
     name = "accuracy"
     needs_verifier = True
-    PARAMS = {"boxed": _boxed("all"), "unparseable_gold": _UNPARSEABLE}
+    PARAMS = AccuracyParams
 
     def score(self, texts, solution, kwargs):
         out: list[float | None] = []
@@ -121,17 +114,7 @@ class CosineReward(Term):
 
     name = "cosine"
     needs_verifier = True
-    PARAMS = {
-        "min_value_wrong": Param(0.0, "float", "reward of a wrong completion of length 0"),
-        "max_value_wrong": Param(-0.5, "float", "reward of a wrong completion of length max_len"),
-        "min_value_correct": Param(0.5, "float", "reward of a correct completion of length max_len"),
-        "max_value_correct": Param(1.0, "float", "reward of a correct completion of length 0"),
-        "max_len": Param(1000, "int", "length at which the schedule reaches its end value", lambda v: v > 0, "must be > 0"),
-        "length_unit": Param("chars", ("chars", "tokens"), "how length is measured (seed: characters)"),
-        "clamp": Param(False, "bool", "cap progress at 1 so lengths past max_len keep the end value (seed: no)"),
-        "boxed": _boxed(True),
-        "unparseable_gold": _UNPARSEABLE,
-    }
+    PARAMS = CosineParams
 
     def _lengths(self, texts: list[str], kwargs: dict[str, Any]) -> list[int]:
         if self.params["length_unit"] == "chars":
@@ -170,7 +153,7 @@ class LengthReward(Term):
 
     name = "length"
     needs_verifier = True
-    PARAMS = {"boxed": _boxed(True), "unparseable_gold": _UNPARSEABLE}
+    PARAMS = LengthParams
 
     def score(self, texts, solution, kwargs):
         verdicts = self.verdicts(texts, solution, kwargs)
@@ -193,10 +176,7 @@ class RepetitionPenaltyReward(Term):
     """(1 - unique n-grams / n-grams) * max_penalty over lower-cased whitespace words; 0 below n words."""
 
     name = "repetition_penalty"
-    PARAMS = {
-        "ngram_size": Param(3, "int", "words per n-gram", lambda v: v >= 1, "must be >= 1"),
-        "max_penalty": Param(-1.0, "float", "penalty of a fully repetitive completion", lambda v: v <= 0, "must be <= 0"),
-    }
+    PARAMS = RepetitionPenaltyParams
 
     def __init__(self, params: dict[str, Any], verifier: SharedVerifier | None = None) -> None:
         super().__init__(params, verifier)
@@ -223,8 +203,15 @@ class ReasoningStepsReward(Term):
 
 TERMS: dict[str, type[Term]] = {
     cls.name: cls
-    for cls in (AccuracyReward, FormatReward, TagCountReward, CosineReward, LengthReward,
-                RepetitionPenaltyReward, ReasoningStepsReward)
+    for cls in (
+        AccuracyReward,
+        FormatReward,
+        TagCountReward,
+        CosineReward,
+        LengthReward,
+        RepetitionPenaltyReward,
+        ReasoningStepsReward,
+    )
 }
 REWARDS: tuple[str, ...] = tuple(TERMS)
 

@@ -36,8 +36,8 @@ class Verdict:
 
 
 def default_workers() -> int:
-    """CPU cores available to this rank: its share of the job's cores (openrs.procs.cpu_share)."""
-    from openrs.procs import cpu_share
+    """CPU cores available to this rank: its share of the job's cores (openrs.procpool.procs.cpu_share)."""
+    from openrs.procpool.procs import cpu_share
 
     return cpu_share(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
 
@@ -107,13 +107,24 @@ class SharedVerifier:
                 elif k not in todo:
                     todo[k] = i
             if todo:
-                judged = self._judge([texts[i] for i in todo.values()], [golds[i] for i in todo.values()],
-                                     list(todo), settings, keys, log_metric)
+                judged = self._judge(
+                    [texts[i] for i in todo.values()],
+                    [golds[i] for i in todo.values()],
+                    list(todo),
+                    settings,
+                    keys,
+                    log_metric,
+                )
                 found.update((k, v[settings.index(boxed)]) for k, v in judged.items())
             return [found[k] for k in keys]
 
     def _judge(
-        self, texts: list[str], golds: list[str], keys: list[tuple], settings: tuple, batch_keys: list[tuple],
+        self,
+        texts: list[str],
+        golds: list[str],
+        keys: list[tuple],
+        settings: tuple,
+        batch_keys: list[tuple],
         log_metric: LogMetric | None,
     ) -> dict[tuple, list[Verdict]]:
         """Judge each (text, gold) once under every setting in the pool; cache and return the verdicts."""
@@ -133,8 +144,13 @@ class SharedVerifier:
             for setting, verdict in zip(settings, judged[key], strict=True):
                 self._store((*key, setting), verdict)
         bad_rows = sum(k in judged and not judged[k][0].gold_parsed for k in batch_keys)
-        for name, value in (("judged", len(keys)), ("timeouts", timeouts), ("failures", failures),
-                            ("unparseable_gold_rows", bad_rows), ("seconds", seconds)):
+        for name, value in (
+            ("judged", len(keys)),
+            ("timeouts", timeouts),
+            ("failures", failures),
+            ("unparseable_gold_rows", bad_rows),
+            ("seconds", seconds),
+        ):
             self.totals[name] += value
         if log_metric is not None:
             log_metric("verifier/timeouts", float(timeouts))
