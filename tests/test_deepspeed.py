@@ -121,7 +121,8 @@ def test_zero2_two_ranks_train_shard_checkpoints_and_agree(tmp_path):
     # The config DeepSpeed ran with: the preset's JSON with TRL/transformers' "auto" values filled in.
     ds = _provenance_deepspeed(run_dir)
     assert ds["zero_optimization"]["stage"] == 2 and ds["zero_optimization"]["offload_optimizer"]["device"] == "none"
-    assert ds["train_micro_batch_size_per_gpu"] == 8 and ds["train_batch_size"] == 2 * 8
+    micro = to_run_config(compose(ZERO2)).hardware.per_device_train_batch_size
+    assert ds["train_micro_batch_size_per_gpu"] == micro and ds["train_batch_size"] == 2 * micro
     assert ds["bf16"]["enabled"] is False
     assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 4
 
@@ -248,3 +249,42 @@ def test_pip_ninja_is_put_on_path_for_deepspeeds_jit_ops(tmp_path, monkeypatch):
     assert shutil.which("ninja") == str(Path(ninja.BIN_DIR) / "ninja")
     expose_ninja()  # idempotent
     assert os.environ["PATH"].split(os.pathsep) == [ninja.BIN_DIR, str(tmp_path)]
+
+
+def test_a_lock_left_by_a_killed_build_is_cleared_and_a_live_build_is_left_alone(tmp_path, capsys):
+    """torch waits on a JIT build's lock file forever: one no process works beside is removed, others stay."""
+    import subprocess
+
+    from openrs.training.ds_ops import clear_stale_build_locks
+
+    old = time.time() - 600
+    for name in ("killed", "building", "fresh"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "lock").touch()
+    os.utime(tmp_path / "killed" / "lock", (old, old))
+    os.utime(tmp_path / "building" / "lock", (old, old))
+    compiler = subprocess.Popen(["sleep", "60"], cwd=tmp_path / "building")  # stands for ninja in its build folder
+    try:
+        removed = clear_stale_build_locks(tmp_path)
+    finally:
+        compiler.kill()
+        compiler.wait()
+    assert removed == [tmp_path / "killed" / "lock"]
+    assert not (tmp_path / "killed" / "lock").exists()
+    assert (tmp_path / "building" / "lock").exists() and (tmp_path / "fresh" / "lock").exists()
+    assert "stale build lock" in capsys.readouterr().err
+
+
+def test_each_environment_builds_its_jit_ops_in_a_folder_of_its_own(monkeypatch, tmp_path):
+    """Two venvs (another torch) never share a build folder; a TORCH_EXTENSIONS_DIR the user set wins."""
+    import sys
+
+    from openrs.training import ds_ops
+
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
+    here = ds_ops.extensions_dir()
+    monkeypatch.setattr(sys, "prefix", "/elsewhere/.venv")
+    assert ds_ops.extensions_dir() != here
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    ds_ops.prepare_jit_ops()
+    assert ds_ops.extensions_dir() == tmp_path and os.environ["TORCH_EXTENSIONS_DIR"] == str(tmp_path)

@@ -71,6 +71,8 @@ def test_defaults_are_the_seed_protocol() -> None:
         (["model=m", "benchmark_paths.aime24=/nonexistent.jsonl"], "benchmark_paths.aime24"),
         (["run=r", "checkpoints=best"], "checkpoints="),
         (["run=r", "revision=abc"], "revision="),
+        # vLLM 0.31's LLM() refuses data parallelism in one process: refused here, before any engine starts.
+        (["model=m", "vllm.data_parallel_size=2"], r"vllm.data_parallel_size=2: must be 1.*one process per replica"),
     ],
 )
 def test_config_checks(overrides: list[str], message: str) -> None:

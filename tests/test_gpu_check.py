@@ -190,7 +190,7 @@ def test_hand_count_of_qwen2_parameters_matches_a_built_model():
     from openrs.config import TinyModelConfig
     from openrs.models.tiny import build_tiny_model
 
-    cfg = TinyModelConfig(tie_word_embeddings=False, model_vocab_size=600)
+    cfg = TinyModelConfig(tie_word_embeddings=False, model_vocab_size=600, num_attention_heads=4, num_key_value_heads=2)
     model = build_tiny_model(cfg, 512, 2, 0, 1, device="meta")
     assert sum(p.numel() for p in model.parameters()) == plan.qwen2_params(96, 2, 4, 2, 256, 600, tied=False)
 

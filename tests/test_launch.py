@@ -53,7 +53,7 @@ def test_cpu_preset_runs_in_process_and_gloo_for_several_ranks():
         (["experiment=rs2", "hardware.num_gpus=3"], FOUR, "hardware.num_gpus=3"),
         (["experiment=rs2", "hardware.vllm_gpus=0"], FOUR, "hardware.vllm_gpus >= 1"),
         (["hardware.num_processes=0"], [], "hardware.num_processes=0"),
-        (["hardware.use_vllm=true"], [], "hardware.use_vllm=true needs GPUs"),
+        (["hardware.use_vllm=true", "hardware.vllm_gpus=1"], [], "set hardware.num_gpus=0 and hardware.vllm_gpus=0"),
         (["experiment=rs2", "hardware.ddp_backend=mpi"], FOUR, "choose null, nccl or gloo"),
     ],
 )

@@ -11,7 +11,6 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from openrs.config.groups import DatasetSource, HardwareConfig, VllmMode
-from openrs.config.precision import precision_plan
 from openrs.config.run import CONF_DIR, RunConfig, register_configs
 from openrs.errors import UsageError
 
@@ -25,35 +24,54 @@ def validate_hardware(hw: HardwareConfig) -> None:
             f"hardware.cpu_threads={hw.cpu_threads}: must be >= 1, or null for this job's share of the cores"
         )
     server = hw.use_vllm and VllmMode(hw.vllm_mode) is VllmMode.server
-    if hw.use_cpu:
-        if hw.use_vllm:
-            raise UsageError(
-                "hardware.use_vllm=true needs GPUs; hardware.use_cpu=true (choose hardware=cpu without vLLM)"
-            )
-        return
-    if server and hw.vllm_gpus < 1:
-        raise UsageError("hardware.vllm_mode=server needs hardware.vllm_gpus >= 1 (the server's own GPU)")
-    if not server and hw.vllm_gpus:
-        raise UsageError(f"hardware.vllm_gpus={hw.vllm_gpus} only applies to vllm_mode=server (use_vllm=true)")
     if hw.use_vllm and not server and hw.vllm_enforce_eager:
         raise UsageError(
             "hardware.vllm_enforce_eager=true has no effect with vllm_mode=colocate: TRL 1.16 builds the colocated "
             "vLLM engine without that option; set it to null"
         )
-    used = hw.num_processes + (hw.vllm_gpus if server else 0)
-    if hw.num_gpus != used:
-        raise UsageError(
-            f"hardware.num_gpus={hw.num_gpus} but num_processes ({hw.num_processes}) + vllm_gpus "
-            f"({hw.vllm_gpus if server else 0}) = {used}: every GPU of the preset must have a job"
-        )
+    if hw.use_cpu:
+        if hw.num_gpus or hw.vllm_gpus:
+            raise UsageError(
+                f"hardware.use_cpu=true runs on CPU cores only (a vLLM server too): set hardware.num_gpus=0 and "
+                f"hardware.vllm_gpus=0 (they are {hw.num_gpus} and {hw.vllm_gpus})"
+            )
+    else:
+        if server and hw.vllm_gpus < 1:
+            raise UsageError("hardware.vllm_mode=server needs hardware.vllm_gpus >= 1 (the server's own GPU)")
+        if not server and hw.vllm_gpus:
+            raise UsageError(f"hardware.vllm_gpus={hw.vllm_gpus} only applies to vllm_mode=server (use_vllm=true)")
+        used = hw.num_processes + (hw.vllm_gpus if server else 0)
+        if hw.num_gpus != used:
+            raise UsageError(
+                f"hardware.num_gpus={hw.num_gpus} but num_processes ({hw.num_processes}) + vllm_gpus "
+                f"({hw.vllm_gpus if server else 0}) = {used}: every GPU of the preset must have a job"
+            )
     if hw.ddp_backend not in (None, "nccl", "gloo"):
         raise UsageError(f"hardware.ddp_backend={hw.ddp_backend!r}: choose null, nccl or gloo")
+
+
+# Head dims vLLM 0.31's CPU attention implements (vllm/v1/attention/backends/cpu_attn.py).
+VLLM_CPU_HEAD_DIMS = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+
+
+def validate_vllm_on_cpu(cfg: RunConfig) -> None:
+    """A locally built model must have a head dim vLLM's CPU attention runs; said before a server starts."""
+    tiny = cfg.model.tiny
+    if not (cfg.hardware.use_cpu and cfg.hardware.use_vllm) or tiny is None:
+        return
+    head_dim, rest = divmod(tiny.hidden_size, tiny.num_attention_heads)
+    if rest or head_dim not in VLLM_CPU_HEAD_DIMS:
+        raise UsageError(
+            f"model.tiny: hidden_size {tiny.hidden_size} / num_attention_heads {tiny.num_attention_heads} gives a "
+            f"head dim vLLM's CPU attention does not run (it runs {', '.join(map(str, VLLM_CPU_HEAD_DIMS))}); "
+            "change model.tiny.num_attention_heads (or generate with hardware=cpu)"
+        )
 
 
 def validate_run(cfg: RunConfig) -> None:
     """Checks that span groups; each error names the keys and the way out."""
     validate_hardware(cfg.hardware)
-    precision_plan(cfg.model.dtype, cfg.hardware.bf16, cfg.hardware.deepspeed)  # half-precision weights need masters
+    validate_vllm_on_cpu(cfg)
     g, hw, ds = cfg.grpo, cfg.hardware, cfg.dataset
     if DatasetSource(ds.source) in (DatasetSource.hub, DatasetSource.local) and not ds.path:
         source = DatasetSource(ds.source).value

@@ -158,6 +158,7 @@ class HardwareConfig:
     vllm_group_port: int = 0  # TRL's weight-sync group port; 0: a free port picked at launch
     vllm_server_host: str = "127.0.0.1"
     vllm_server_timeout_s: float = 600.0
+    vllm_cpu_kv_cache_gb: int = 1  # vLLM on CPU: host memory for its KV cache (VLLM_CPU_KVCACHE_SPACE), GiB
     master_port: int = 0  # 0: a free port picked at launch
     ddp_backend: str | None = None  # None: nccl on GPUs, gloo on CPU
     ddp_timeout_s: int = 600  # a collective (or weight sync) waiting longer than this fails the rank
@@ -181,7 +182,7 @@ class HardwareConfig:
                 lambda v: 0 <= v <= 65535,
                 "a TCP port, or 0 for a free one",
             )
-        for name in ("vllm_server_timeout_s", "ddp_timeout_s"):
+        for name in ("vllm_server_timeout_s", "ddp_timeout_s", "vllm_cpu_kv_cache_gb"):
             require(f"hardware.{name}", getattr(self, name), lambda v: v > 0, "> 0 (seconds)")
         require(
             "hardware.cpu_threads",

@@ -40,8 +40,8 @@ class TinyModelConfig:
 
     hidden_size: int = 96
     num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
+    num_attention_heads: int = 3
+    num_key_value_heads: int = 3
     intermediate_size: int = 256
     vocab_size: int = 512  # entries the BPE tokenizer learns (merges of generated math text)
     tokenizer_fill_to: int | None = None  # pad the tokenizer with inert entries to this size; None: no filler

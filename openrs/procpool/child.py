@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from openrs.procpool import wire as _wire
-from openrs.procpool.procs import die_with_parent
+from openrs.procpool.procs import die_with_parent, ignore_stop_signals
 
 
 def resolve(path: str) -> Callable[..., Any]:
@@ -42,8 +42,9 @@ def serve(sock: socket.socket, handler: Callable[[Any], Any]) -> None:
 
 def main(argv: list[str]) -> None:
     fd, handler, init = int(argv[0]), argv[1], (argv[2] if len(argv) > 2 and argv[2] != "-" else None)
-    if "--pdeathsig" in argv:
+    if "--pdeathsig" in argv:  # tied to its parent: it dies with it, and leaves TERM/USR2 (SLURM's) to the launcher
         die_with_parent()
+        ignore_stop_signals()
     if init:
         resolve(init)()
     sock = socket.socket(fileno=fd)

@@ -5,7 +5,8 @@
     <run dir>/
       .hydra/            config.yaml, hydra.yaml, overrides.yaml (Hydra's own)
       .lock              held by the run's processes while they live (openrs.runtime.run_lock)
-      .launch/           the ranks' config.yaml, the preemption stop file, rank-<r>.json reports
+      .launch/           the ranks' config.yaml, the preemption stop file, rank-<r>.json reports,
+                         vllm-weights/ (CPU vLLM runs: the weights handed to the server)
       provenance.json    versions, commit, command, hardware, the GRPOConfig TRL trained with, ...
       starts.jsonl       one line per start (resume point, SLURM job)
       metrics.jsonl      every logged metrics dict with its step
@@ -68,6 +69,11 @@ class RunDir:
 
     def rank_report(self, rank: int) -> Path:
         return self.launch / f"rank-{rank}.json"
+
+    @property
+    def vllm_weights(self) -> Path:
+        """Where a CPU run hands the policy's weights to its vLLM server (openrs.training.vllm_cpu)."""
+        return self.launch / "vllm-weights"
 
     @property
     def vllm_log(self) -> Path:

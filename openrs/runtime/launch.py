@@ -28,7 +28,14 @@ from openrs.config import HardwareConfig, RunConfig, VllmMode
 from openrs.errors import RunError
 from openrs.procpool.procs import cpu_share, die_with_parent, ignore_stop_signals
 from openrs.records.run_dir import RunDir
-from openrs.runtime.vllm_server import VllmServer, free_port, vllm_serve_command
+from openrs.runtime.vllm_server import (
+    ServerStartStopped,
+    VllmServer,
+    free_port,
+    no_proxy_env,
+    server_failure,
+    server_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +46,15 @@ class LaunchPlan:
 
     num_ranks: int
     train_devices: tuple[str, ...]  # CUDA_VISIBLE_DEVICES of the ranks (empty on CPU)
-    vllm_devices: tuple[str, ...]  # CUDA_VISIBLE_DEVICES of the vLLM server (empty: no server)
+    vllm_devices: tuple[str, ...]  # CUDA_VISIBLE_DEVICES of the vLLM server (empty: none, or a CPU server)
     backend: str  # torch.distributed backend of the ranks
     distributed: bool = False  # the ranks need a torch distributed environment even alone (DeepSpeed)
+    server: bool = False  # a vLLM server runs beside the ranks (on vllm_devices, or on CPU cores)
 
     @property
     def in_process(self) -> bool:
         """One rank, no server and nothing that needs torch distributed: train in this process."""
-        return self.num_ranks == 1 and not self.vllm_devices and not self.distributed
+        return self.num_ranks == 1 and not self.server and not self.distributed
 
 
 def visible_gpus() -> list[str]:
@@ -68,9 +76,9 @@ def make_plan(hw: HardwareConfig, gpus: list[str]) -> LaunchPlan:
     ``hw`` was checked with the run config (openrs.config.validate_hardware); this only adds what needs the node.
     """
     distributed = bool(hw.deepspeed)  # DeepSpeed initialises torch distributed, even for one rank
-    if hw.use_cpu:
-        return LaunchPlan(hw.num_processes, (), (), hw.ddp_backend or "gloo", distributed)
     server = hw.use_vllm and VllmMode(hw.vllm_mode) is VllmMode.server
+    if hw.use_cpu:
+        return LaunchPlan(hw.num_processes, (), (), hw.ddp_backend or "gloo", distributed, server)
     need = hw.num_processes + (hw.vllm_gpus if server else 0)
     if len(gpus) < need:
         raise RuntimeError(
@@ -82,12 +90,15 @@ def make_plan(hw: HardwareConfig, gpus: list[str]) -> LaunchPlan:
         log.warning("hardware=%s uses %d of the %d visible GPUs", hw.name, need, len(gpus))
     train = tuple(gpus[: hw.num_processes])
     vllm = tuple(gpus[hw.num_processes : need]) if server else ()
-    return LaunchPlan(hw.num_processes, train, vllm, hw.ddp_backend or "nccl", distributed)
+    return LaunchPlan(hw.num_processes, train, vllm, hw.ddp_backend or "nccl", distributed, server)
 
 
-def rank_env(plan: LaunchPlan, rank: int, master_port: int, stop_file: Path) -> dict[str, str]:
-    """The torch distributed environment of one rank on this node (what torchrun would set)."""
-    env = dict(os.environ)
+def rank_env(
+    plan: LaunchPlan, rank: int, master_port: int, stop_file: Path, server_host: str = "127.0.0.1"
+) -> dict[str, str]:
+    """The torch distributed environment of one rank on this node (what torchrun would set), and a direct route to
+    the job's vLLM server whatever HTTP proxy the environment names."""
+    env = no_proxy_env(dict(os.environ), server_host)
     env.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),
@@ -103,6 +114,10 @@ def rank_env(plan: LaunchPlan, rank: int, master_port: int, stop_file: Path) -> 
     env.setdefault("OMP_NUM_THREADS", str(cpu_share(plan.num_ranks)))
     if plan.train_devices:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(plan.train_devices)
+    if plan.server and not plan.vllm_devices:
+        # A vLLM server on the same cores: idle OpenMP threads sleep instead of spinning, on both sides (the smoke
+        # run's steps took 2.2x as long with them spinning, measured on 2 cores).
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 
 
@@ -152,17 +167,6 @@ def _prepare_run_dir(run_dir: Path) -> None:
     resume.discard_incomplete(RunDir(run_dir).checkpoints)  # before any rank looks for a checkpoint
 
 
-def _server_failure(server: VllmServer, run_dir: Path) -> RunError:
-    from openrs.training import checkpoints
-
-    newest = checkpoints.latest_complete_checkpoint(RunDir(run_dir).checkpoints)
-    return RunError(
-        f"the vLLM server exited with code {server.exit_code()} while the ranks trained; they were stopped. "
-        f"Newest complete checkpoint: {newest or 'none yet'} (the next start resumes there). "
-        f"Last lines of {server.log_path}:\n{server.log_tail()}"
-    )
-
-
 def _check_reports(run_dir: RunDir, num_ranks: int) -> None:
     """The ranks' final reports must agree on the weights."""
     reports = [json.loads(run_dir.rank_report(r).read_text()) for r in range(num_ranks)]
@@ -172,42 +176,48 @@ def _check_reports(run_dir: RunDir, num_ranks: int) -> None:
 
 def _with_ports(cfg: RunConfig, plan: LaunchPlan) -> RunConfig:
     """The config with this job's free ports (and the plan's backend) filled in."""
-    hw = pick_ports(dataclasses.replace(cfg.hardware, ddp_backend=plan.backend), bool(plan.vllm_devices))
+    hw = pick_ports(dataclasses.replace(cfg.hardware, ddp_backend=plan.backend), plan.server)
     log.info(
         "ports: torch distributed %d%s",
         hw.master_port,
-        f", vLLM server {hw.vllm_server_port}, weight sync {hw.vllm_group_port}" if plan.vllm_devices else "",
+        f", vLLM server {hw.vllm_server_port}, weight sync {hw.vllm_group_port}" if plan.server else "",
     )
     return dataclasses.replace(cfg, hardware=hw)
 
 
-def _server(cfg: RunConfig, plan: LaunchPlan, paths: RunDir) -> VllmServer | None:
-    """The vLLM server on the plan's server GPUs, or None (colocated or no vLLM)."""
-    if not plan.vllm_devices:
-        return None
-    hw = cfg.hardware
-    return VllmServer(
-        vllm_serve_command(cfg, hw.vllm_server_port),
-        plan.vllm_devices,
-        hw.vllm_server_host,
-        hw.vllm_server_port,
-        paths.vllm_log,
-        hw.vllm_server_timeout_s,
-    )
-
-
 def _relay_preemption(stop_file: Path) -> Any:
-    """On submitit's signal the ranks checkpoint at the end of the step and stop (stop file); the returned
-    PreemptSignal hands over to submitit once they have."""
+    """On submitit's signal or SIGTERM the ranks checkpoint at the end of the step and stop (stop file); the
+    returned PreemptSignal hands over (to submitit's requeue) once they have."""
     from openrs.training.preemption import PreemptSignal
 
     def tell_ranks() -> None:
-        log.warning("preemption signal: asking the ranks to checkpoint and stop")
+        log.warning("preemption: asking the ranks to checkpoint at the end of this step and stop")
         stop_file.touch()
 
     relay = PreemptSignal()
     relay.install(tell_ranks)
     return relay
+
+
+def _train_beside(
+    server: VllmServer | None, cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[int, ...]
+) -> list[int]:
+    """The ranks, spawned beside a running server (or none) and supervised; their exit codes."""
+    paths = RunDir(run_dir)
+    log.info("starting %d ranks (%s backend) in %s", plan.num_ranks, plan.backend, run_dir)
+    procs = [
+        subprocess.Popen(
+            rank_command(paths.rank_config, run_dir),
+            env=rank_env(plan, r, cfg.hardware.master_port, paths.stop_file, cfg.hardware.vllm_server_host),
+            preexec_fn=_child_setup,
+            pass_fds=keep_open,
+        )
+        for r in range(plan.num_ranks)
+    ]
+    codes = _supervise(procs, server)
+    if server is not None and server.exit_code() is not None:
+        raise server_failure(server, run_dir)
+    return codes
 
 
 def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[int, ...] = ()) -> dict[str, Any]:
@@ -222,21 +232,13 @@ def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[
     cfg = _with_ports(cfg, plan)
     OmegaConf.save(OmegaConf.structured(cfg), paths.rank_config)  # the ranks' config, ports included
     relay = _relay_preemption(paths.stop_file)
-    server = _server(cfg, plan, paths)
-    with server or nullcontext():
-        log.info("starting %d ranks (%s backend) in %s", plan.num_ranks, plan.backend, run_dir)
-        procs = [
-            subprocess.Popen(
-                rank_command(paths.rank_config, run_dir),
-                env=rank_env(plan, r, cfg.hardware.master_port, paths.stop_file),
-                preexec_fn=_child_setup,
-                pass_fds=keep_open,
-            )
-            for r in range(plan.num_ranks)
-        ]
-        codes = _supervise(procs, server)
-        if server is not None and server.exit_code() is not None:
-            raise _server_failure(server, run_dir)
+    server = server_for(cfg, plan, paths, lambda: relay.requested)
+    try:
+        with server or nullcontext():
+            codes = _train_beside(server, cfg, run_dir, plan, keep_open)
+    except ServerStartStopped:  # preempted before a step: nothing to save
+        relay.hand_over()
+        raise
     if any(codes):
         raise RunError(f"training ranks failed with exit codes {codes}; their errors are in the log above ({run_dir})")
     if relay.requested:
@@ -254,6 +256,7 @@ def launch(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     from openrs import data
     from openrs.runtime.run_lock import RunLock
     from openrs.training import resume
+    from openrs.training.grpo_config import run_precision
     from openrs.training.loop import run_training
     from openrs.training.warmstart import prepare_model
 
@@ -271,7 +274,10 @@ def launch(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             )
             return done
         lock.record()
-        data.load_problems(cfg.dataset)  # a dataset that cannot be used fails here, not after minutes of model building
+        # What can be refused is refused here, before minutes of model building: the precision settings (half-precision
+        # weights need float32 masters) and a dataset that cannot be used.
+        run_precision(cfg)
+        data.load_problems(cfg.dataset)
         prepare_model(cfg.model)  # built once here (tiny model, warm start), not by N ranks at once
         if plan.in_process:
             return run_training(cfg, run_dir)

@@ -1,10 +1,18 @@
-"""What DeepSpeed needs to JIT-compile its C++ ops here: a ``ninja`` binary on PATH."""
+"""What DeepSpeed needs to JIT-compile its C++ ops: a ``ninja`` binary on PATH, a build folder of this
+environment's own, and no lock left there by a killed build."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
+
+import psutil
+
+from openrs.models.cache import cache_root
 
 
 def ninja_dir() -> str | None:
@@ -32,3 +40,62 @@ def expose_ninja() -> None:
     path = os.environ.get("PATH", "")
     if found and found not in path.split(os.pathsep):
         os.environ["PATH"] = os.pathsep.join([found, path]) if path else found
+
+
+def extensions_dir() -> Path:
+    """Where torch builds DeepSpeed's JIT ops for this environment: $TORCH_EXTENSIONS_DIR if set, else a folder
+    per interpreter prefix and torch version under openrs's cache ($OPENRS_CACHE/torch_extensions).
+
+    torch's own default (~/.cache/torch_extensions/py311_cpu) is shared by every venv of a user: two venvs with
+    different torch builds rebuild over each other, and a build killed half-way in one leaves a lock the other
+    waits on forever.
+    """
+    if os.environ.get("TORCH_EXTENSIONS_DIR"):
+        return Path(os.environ["TORCH_EXTENSIONS_DIR"])
+    import torch
+
+    key = hashlib.sha256(f"{sys.prefix}|{torch.__version__}".encode()).hexdigest()[:12]
+    return cache_root() / "torch_extensions" / key
+
+
+def _builds_running_in(folder: Path) -> bool:
+    """Whether any process (ninja, the compiler) works in ``folder``, as a JIT build does."""
+    for proc in psutil.process_iter():
+        try:
+            cwd = proc.cwd()
+        except (psutil.Error, OSError):
+            continue
+        if Path(cwd) == folder:
+            return True
+    return False
+
+
+def clear_stale_build_locks(root: Path, min_age_s: float = 120.0) -> list[Path]:
+    """Remove the ``lock`` files that builds killed half-way left under ``root``; return them.
+
+    torch.utils.cpp_extension marks a build in progress by a ``lock`` file (FileBaton) and every later load waits
+    for it to go, with no timeout; a build killed by a preemption or a test's timeout leaves it behind, and each
+    run after that hangs in DeepSpeed's initialisation. A lock is stale when it is older than ``min_age_s`` and
+    no process works in its folder (ninja and the compiler run there while a build lasts).
+    """
+    removed = []
+    for lock in root.glob("*/lock"):
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if age >= min_age_s and not _builds_running_in(lock.parent.resolve()):
+            lock.unlink(missing_ok=True)
+            print(f"openrs: removed a stale build lock left by a killed build: {lock}", file=sys.stderr)
+            removed.append(lock)
+    return removed
+
+
+def prepare_jit_ops() -> None:
+    """Everything DeepSpeed's JIT ops need before it initialises: ninja on PATH, this environment's build folder,
+    no stale locks in it."""
+    expose_ninja()
+    root = extensions_dir()
+    os.environ["TORCH_EXTENSIONS_DIR"] = str(root)
+    if root.is_dir():
+        clear_stale_build_locks(root)

@@ -70,6 +70,12 @@ def vllm_max_model_length(cfg: RunConfig) -> int:
     return fixed if fixed is not None else cfg.dataset.max_prompt_length + cfg.grpo.max_completion_length
 
 
+def vllm_dtype(cfg: RunConfig) -> str:
+    """The dtype vLLM generates in: the model's (``model.dtype``), for the server (``--dtype``) and, on CPU, the
+    colocated engine (openrs.training.vllm_cpu; on GPUs TRL builds it with vLLM's ``auto``, docs/PARITY.md)."""
+    return str(value_of(cfg.model.dtype))
+
+
 def _generation_kwargs(cfg: RunConfig) -> dict[str, Any] | None:
     """Extra sampling arguments; carries the sampling temperature when log-probs use another one.
 

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openrs import models
-from openrs.config import RunConfig
+from openrs.config import RunConfig, value_of
 from openrs.procpool.procs import cpu_share
 from openrs.records import provenance, run_summary
 from openrs.records.atomic import publish_dir, write_json_atomic
 from openrs.records.run_dir import RunDir
 from openrs.training import checkpoints, disk, resume
-from openrs.training.grpo_config import SEED_GAPS, run_precision
+from openrs.training.grpo_config import SEED_GAPS, run_precision, vllm_dtype
 from openrs.training.preemption import STOP_FILE_ENV, PreemptionCallback
 from openrs.training.trainer import build_grpo_trainer
 
@@ -32,7 +32,7 @@ log = logging.getLogger("openrs.train")
 
 
 def prepare_process(cfg: RunConfig, run_dir: Path) -> None:
-    """This process's settings for the run: torch threads, seeds, the TensorBoard dir, DeepSpeed's ninja.
+    """This process's settings for the run: torch threads, seeds, the TensorBoard dir, DeepSpeed's JIT ops.
 
     Threads: hardware.cpu_threads, else $OMP_NUM_THREADS (the launcher sets it per rank), else this job's share of
     the cores, so concurrent local sweep jobs do not spin against each other.
@@ -47,10 +47,34 @@ def prepare_process(cfg: RunConfig, run_dir: Path) -> None:
     # transformers' TensorBoardCallback reads this; all events of a run go to <run dir>/tb.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(RunDir(run_dir).tb)
     if cfg.hardware.deepspeed:
-        from openrs.training.ds_ops import expose_ninja
+        from openrs.training.ds_ops import prepare_jit_ops
 
-        expose_ninja()
+        prepare_jit_ops()
     set_seed(cfg.seed)
+
+
+def generation_record(cfg: RunConfig) -> dict[str, Any]:
+    """Which engine generated the rollouts, its version and dtype (and, for vLLM, its mode and weight transfer)."""
+    from importlib import metadata
+
+    hw = cfg.hardware
+    if not hw.use_vllm:
+        return {
+            "engine": "transformers",
+            "version": metadata.version("transformers"),
+            "dtype": run_precision(cfg).weights_dtype,
+        }
+    mode = str(value_of(hw.vllm_mode))
+    # TRL builds the colocated engine without a dtype (vLLM's "auto": the checkpoint's); the CPU stand-in passes it.
+    dtype = "auto" if mode == "colocate" and not hw.use_cpu else vllm_dtype(cfg)
+    transfer = "file + reload_weights (openrs.training.vllm_cpu)" if hw.use_cpu else "TRL's own (NCCL, load_weights)"
+    return {
+        "engine": "vllm",
+        "version": metadata.version("vllm"),
+        "mode": mode,
+        "dtype": dtype,
+        "weight_transfer": transfer,
+    }
 
 
 def record_provenance(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer) -> None:
@@ -72,6 +96,7 @@ def record_provenance(cfg: RunConfig, run_dir: Path, trainer: GRPOTrainer) -> No
                 "vllm_server": cfg.hardware.vllm_server_port or None,
                 "vllm_group": cfg.hardware.vllm_group_port or None,
             },
+            "generation": generation_record(cfg),  # the engine that generated the rollouts
             "attn_implementation": init_kwargs.get("attn_implementation"),
             "precision": precision.to_dict(),
             "deepspeed_config": ds.config if ds is not None else None,

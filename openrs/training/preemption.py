@@ -5,6 +5,10 @@ own handler resubmits the job at once. This callback stands in front of that han
 optimizer step finish, saves a checkpoint, and only then hands over to submitit. Ranks of a multi-process
 run learn of the request through a stop file written by the node's launcher, and agree on the step to
 stop at with one all-reduce per step.
+
+SIGTERM, what SLURM sends every process of a job it preempts (and of one cancelled or requeued from outside),
+takes the same path up to the checkpoint; the run then exits without asking for a requeue (SLURM requeues a
+preempted job itself; a cancelled one must stay cancelled). submitit's own SIGTERM handler only logs the signal.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ def preemption_signal() -> int:
 
 
 class PreemptSignal:
-    """The preemption signal, taken over in front of the handler found there (submitit's, which requeues).
+    """The preemption signal and SIGTERM, taken over in front of the handler found for the former (submitit's,
+    which requeues).
 
     The one place that chains to submitit: the training process (PreemptionCallback) and the rank launcher
     (openrs.runtime.launch) both note the signal here, do their part, then :meth:`hand_over`.
@@ -39,11 +44,12 @@ class PreemptSignal:
     def __init__(self) -> None:
         self.signum = preemption_signal()
         self.requested = False
+        self.received: int | None = None  # the preemption signal once it came, else SIGTERM
         self.chained: Callable[..., Any] | None = None
 
     def install(self, on_signal: Callable[[], None]) -> bool:
-        """Handle the signal by setting :attr:`requested` and calling ``on_signal``; False off the main thread
-        (Python handles signals only there)."""
+        """Handle both signals by noting them and calling ``on_signal``; False off the main thread (Python handles
+        signals only there)."""
         import threading
 
         if threading.current_thread() is not threading.main_thread():
@@ -53,14 +59,17 @@ class PreemptSignal:
 
         def handler(signum: int, frame: Any) -> None:
             self.requested = True
+            if self.received != self.signum:
+                self.received = signum
             on_signal()
 
+        signal.signal(signal.SIGTERM, handler)
         signal.signal(self.signum, handler)
         return True
 
     def hand_over(self) -> None:
-        """Run the chained handler (submitit: requeue and exit); without one, exit."""
-        if self.chained is not None:
+        """After the preemption signal, run the chained handler (submitit: requeue and exit); otherwise exit."""
+        if self.received == self.signum and self.chained is not None:
             self.chained(self.signum, None)
         raise SystemExit(1)
 

@@ -6,6 +6,7 @@ was built with is recorded after it, both in openrs.training.loop.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from openrs.records import console, metrics_log, tb
 from openrs.records.run_dir import RunDir
 from openrs.rewards import build_reward_funcs
 from openrs.training import checkpoints, disk
-from openrs.training.grpo_config import run_precision, to_grpo_config
+from openrs.training.grpo_config import run_precision, to_grpo_config, vllm_dtype
 
 if TYPE_CHECKING:
     from trl import GRPOTrainer
@@ -29,6 +30,17 @@ def to_peft_config(cfg: RunConfig) -> Any:
     from hydra.utils import instantiate
 
     return instantiate(dataclasses.asdict(cfg.peft.lora), _convert_="all")
+
+
+def _vllm_on_cpu(cfg: RunConfig, paths: RunDir, model: Any) -> contextlib.AbstractContextManager:
+    """vLLM on CPU (hardware=cpu_vllm) needs its stand-in weight transfer (openrs.training.vllm_cpu); else nothing."""
+    hw = cfg.hardware
+    if not (hw.use_vllm and hw.use_cpu):
+        return contextlib.nullcontext()
+    from openrs.training.vllm_cpu import cpu_weight_transfer
+
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    return cpu_weight_transfer(paths.vllm_weights, vllm_dtype(cfg), hw.vllm_cpu_kv_cache_gb, tied)
 
 
 def build_grpo_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
@@ -46,21 +58,22 @@ def build_grpo_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     problems = data.drop_long_prompts(problems, tokenizer, cfg.dataset.max_prompt_length)
     model = models.load_model(cfg.model, run_precision(cfg).weights_dtype, cfg.hardware.use_cpu)
 
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=reward_funcs,
-        args=to_grpo_config(cfg, run_dir),
-        train_dataset=problems,
-        processing_class=tokenizer,
-        peft_config=to_peft_config(cfg),
-        callbacks=[
-            metrics_log.MetricsFileCallback(paths.metrics),
-            console.ProgressLogCallback(),
-            checkpoints.CompleteMarkerCallback(cfg.grpo.keep_full_state),
-            disk.DiskSpaceCallback(paths.checkpoints, deepspeed=bool(cfg.hardware.deepspeed)),
-            *monitors,
-        ],
-    )
+    with _vllm_on_cpu(cfg, paths, model):
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward_funcs,
+            args=to_grpo_config(cfg, run_dir),
+            train_dataset=problems,
+            processing_class=tokenizer,
+            peft_config=to_peft_config(cfg),
+            callbacks=[
+                metrics_log.MetricsFileCallback(paths.metrics),
+                console.ProgressLogCallback(),
+                checkpoints.CompleteMarkerCallback(cfg.grpo.keep_full_state),
+                disk.DiskSpaceCallback(paths.checkpoints, deepspeed=bool(cfg.hardware.deepspeed)),
+                *monitors,
+            ],
+        )
     for cb in monitors:
         if isinstance(cb, tb.TensorBoardRecords):
             cb.bind(trainer)
