@@ -67,12 +67,13 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from openrs.records import console
-    from openrs.runtime.launch import launch
+    from openrs.runtime.launch import launch, node_plan
 
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     with report_user_errors("openrs.train", hydra_dir):
         run_cfg = to_run_config(cfg)  # typed, and checked across groups (openrs.config.validate_run)
         run_dir = resolve_run_dir(run_cfg, hydra_dir)
+        node_plan(run_cfg.hardware)  # a preset this machine cannot run is said before anything else
         console.quiet_libraries()
         print(console.header(run_cfg, run_dir), flush=True)  # the full config is in <hydra dir>/.hydra/
         summary = launch(run_cfg, run_dir)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +93,13 @@ USER_ERRORS = [
     ),
     (["reward=cosine", "reward.terms.cosine.params.max_len=-1"], 2, "reward.terms.cosine.params: "),
     (["reward.verifier.timeout_s=0"], 2, "reward.verifier.timeout_s must be a positive number"),
+    # The mission's first command on a machine without GPUs (a login node, a laptop): the ways forward, not a stack.
+    (
+        ["experiment=rs2", "reward=cosine"],
+        2,
+        "0 are visible here (CUDA_VISIBLE_DEVICES=''). To run it on a GPU node, submit it: add -m "
+        "hydra/launcher=submitit_slurm (README: Run on SLURM); to try openrs on this machine: make demo, or hardware=cpu",
+    ),
 ]
 
 
@@ -101,14 +107,15 @@ USER_ERRORS = [
 @pytest.mark.parametrize(("overrides", "code", "needle"), USER_ERRORS, ids=[" ".join(o) for o, _, _ in USER_ERRORS])
 def test_user_error_is_one_line_without_traceback_and_leaves_no_run_dir(tmp_path, overrides, code, needle):
     run_dir = tmp_path / "run"
-    start = time.monotonic()
-    out = run("-m", "openrs.train", *overrides, f"hydra.run.dir={run_dir}", timeout=300)
+    # No GPU visible, as on a login node (CI has none; on a GPU box the rs2 case would start training).
+    out = run(
+        "-m", "openrs.train", *overrides, f"hydra.run.dir={run_dir}", env={"CUDA_VISIBLE_DEVICES": ""}, timeout=300
+    )
     assert out.returncode == code, (out.returncode, out.stderr[-3000:])
     errors = [line for line in out.stderr.splitlines() if line.startswith("openrs.train: error:")]
     assert len(errors) == 1 and needle in errors[0], out.stderr[-3000:]
     assert "Traceback" not in out.stderr and "HYDRA_FULL_ERROR" not in out.stderr, out.stderr[-3000:]
     assert not run_dir.exists(), f"left behind: {sorted(p.name for p in run_dir.iterdir())}"
-    assert time.monotonic() - start < 120
     assert "Loading weights" not in out.stdout + out.stderr and "warm start:" not in out.stdout  # no model loaded
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from openrs.config import HardwareConfig, RunConfig, VllmMode
-from openrs.errors import RunError
+from openrs.errors import RunError, UsageError
 from openrs.procpool.procs import cpu_share, die_with_parent, ignore_stop_signals
 from openrs.records.run_dir import RunDir
 from openrs.runtime.vllm_server import (
@@ -81,16 +81,23 @@ def make_plan(hw: HardwareConfig, gpus: list[str]) -> LaunchPlan:
         return LaunchPlan(hw.num_processes, (), (), hw.ddp_backend or "gloo", distributed, server)
     need = hw.num_processes + (hw.vllm_gpus if server else 0)
     if len(gpus) < need:
-        raise RuntimeError(
+        raise UsageError(
             f"hardware={hw.name} needs {need} GPUs (num_processes={hw.num_processes}"
-            f"{f' + vllm_gpus={hw.vllm_gpus}' if server else ''}), but {len(gpus)} are visible "
-            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})"
+            f"{f' + vllm_gpus={hw.vllm_gpus}' if server else ''}), but {len(gpus)} are visible here "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}). To run it on a GPU node, submit it: "
+            "add -m hydra/launcher=submitit_slurm (README: Run on SLURM); to try openrs on this machine: make demo, or "
+            "hardware=cpu"
         )
     if len(gpus) > need:
         log.warning("hardware=%s uses %d of the %d visible GPUs", hw.name, need, len(gpus))
     train = tuple(gpus[: hw.num_processes])
     vllm = tuple(gpus[hw.num_processes : need]) if server else ()
     return LaunchPlan(hw.num_processes, train, vllm, hw.ddp_backend or "nccl", distributed, server)
+
+
+def node_plan(hw: HardwareConfig) -> LaunchPlan:
+    """The plan for this machine's visible GPUs (none are looked for on CPU)."""
+    return make_plan(hw, [] if hw.use_cpu else visible_gpus())
 
 
 def rank_env(
@@ -261,7 +268,7 @@ def launch(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     from openrs.training.warmstart import prepare_model
 
     run_dir = Path(run_dir)
-    plan = make_plan(cfg.hardware, [] if cfg.hardware.use_cpu else visible_gpus())
+    plan = node_plan(cfg.hardware)
     if os.environ.get("SLURM_NNODES", "1") != "1":
         raise RuntimeError("one node per run: set hydra.launcher.nodes=1 (multi-node runs are not supported yet)")
     with RunLock(run_dir) as lock:
