@@ -164,5 +164,19 @@ def to_grpo_config(cfg: RunConfig, run_dir: Path) -> GRPOConfig:
         report_to=["tensorboard"],
         disable_tqdm=True,
         ddp_timeout=hw.ddp_timeout_s,
+        model_init_kwargs=reference_init_kwargs(cfg),
         **vllm,
     )
+
+
+def reference_init_kwargs(cfg: RunConfig) -> dict[str, Any] | None:
+    """What TRL builds the KL reference model with beyond the policy's name: the policy's pinned hub revision.
+
+    openrs hands TRL a loaded policy; TRL 1.16 then builds the reference model itself from the policy's
+    ``_name_or_path`` with ``GRPOConfig.model_init_kwargs`` (its dtype and attention it copies from the policy), so
+    without this a pinned ``model.revision`` would train from the pin against a KL anchor on the hub's main branch.
+    """
+    model = cfg.model
+    if cfg.grpo.beta == 0 or model.revision is None or model.tiny is not None or model.warm_start is not None:
+        return None
+    return {"revision": model.revision}

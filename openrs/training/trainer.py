@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +45,28 @@ def _vllm_on_cpu(cfg: RunConfig, paths: RunDir, model: Any) -> contextlib.Abstra
     return cpu_weight_transfer(paths.vllm_weights, vllm_dtype(cfg), hw.vllm_cpu_kv_cache_gb, tied)
 
 
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()  # accelerate's logger puts "[RANK n] " in front
+
+
+@contextlib.contextmanager
+def _quiet_reference_kwargs_warning() -> Iterator[None]:
+    """TRL warns that ``model_init_kwargs`` are ignored when the policy comes loaded; they are not: its reference
+    model is built with them (openrs.training.grpo_config.reference_init_kwargs). Drop that one line."""
+    logger = logging.getLogger("trl.trainer.grpo_trainer")
+    quiet = _DropMessage("You passed `model_init_kwargs`")
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def build_grpo_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     """Rewards, problems, tokenizer and model wired into TRL's GRPOTrainer with openrs's callbacks."""
     from transformers import PrinterCallback
@@ -58,7 +82,7 @@ def build_grpo_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
     problems = data.drop_long_prompts(problems, tokenizer, cfg.dataset.max_prompt_length)
     model = models.load_model(cfg.model, run_precision(cfg).weights_dtype, cfg.hardware.use_cpu)
 
-    with _vllm_on_cpu(cfg, paths, model):
+    with _vllm_on_cpu(cfg, paths, model), _quiet_reference_kwargs_warning():
         trainer = GRPOTrainer(
             model=model,
             reward_funcs=reward_funcs,
