@@ -156,3 +156,51 @@ def test_qwen2_1_5b_random_has_the_distill_checkpoints_shape():
     assert (c.intermediate_size, c.vocab_size, c.max_position_embeddings) == (8960, 151936, 131072)
     assert not c.tie_word_embeddings and c.rope_parameters["rope_theta"] == 10000.0
     assert sum(p.numel() for p in model.parameters()) == 1_777_088_000
+
+
+def _fake_flash_attn(monkeypatch: pytest.MonkeyPatch, forward=None) -> None:
+    """A flash_attn module in sys.modules: without ``flash_attn_func`` (a wheel that fails to import) or with one."""
+    import sys
+    import types
+
+    module = types.ModuleType("flash_attn")
+    if forward is not None:
+        module.flash_attn_func = forward
+    monkeypatch.setitem(sys.modules, "flash_attn", module)
+
+
+def _kernel_missing(*args, **kwargs):
+    raise RuntimeError("CUDA error: no kernel image is available for execution on the device")
+
+
+def test_flash_attn_is_probed_by_import_and_a_forward(monkeypatch):
+    """Installed is not enough: a wheel that does not import, or whose kernel fails, is reported with its cause."""
+    from openrs.models.loading import flash_attn_problem
+
+    _fake_flash_attn(monkeypatch)
+    assert flash_attn_problem("cpu").startswith("flash-attn does not import (ImportError: cannot import name")
+    _fake_flash_attn(monkeypatch, _kernel_missing)
+    assert flash_attn_problem("cpu") == (
+        "flash-attn fails a test forward (RuntimeError: CUDA error: no kernel image is available for execution on "
+        "the device)"
+    )
+    shapes = []
+    _fake_flash_attn(monkeypatch, lambda q, k, v, causal: shapes.append((tuple(q.shape), causal)))
+    assert flash_attn_problem("cpu") is None and shapes == [((1, 8, 2, 64), True)]
+
+
+def test_a_broken_flash_attn_on_a_gpu_falls_back_to_sdpa_with_its_cause(monkeypatch, caplog):
+    import torch
+
+    from openrs.models import loading
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(loading, "_flash_attn_problem_once", lambda: loading.flash_attn_problem("cpu"))
+    monkeypatch.setattr(loading, "_warned_attn", set())
+    _fake_flash_attn(monkeypatch, _kernel_missing)
+    with caplog.at_level("WARNING", logger="openrs.models.loading"):
+        assert loading.attn_implementation("flash_attention_2") == "sdpa"
+        assert loading.attn_implementation("flash_attention_2") == "sdpa"
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "flash-attn fails a test forward (RuntimeError: CUDA error" in warnings[0]
+    assert loading.attn_implementation("eager") == "eager"

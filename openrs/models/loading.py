@@ -9,6 +9,7 @@ build it. The tiny model, a random init written in about a second, is built on f
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -68,31 +69,51 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
 _warned_attn: set[str] = set()
 
 
-def attn_implementation(requested: str | None, use_cpu: bool = False) -> str | None:
-    """The attention implementation to load with: ``flash_attention_2`` only where flash-attn can run.
+def flash_attn_problem(device: str = "cuda") -> str | None:
+    """Why flash-attn cannot run here, or None: it must import and run one tiny forward on ``device``.
 
-    The paper's presets ask for flash_attention_2 (the seed's setting). Without the flash-attn package or CUDA,
-    the model falls back to sdpa with one warning per process, so the same preset runs everywhere; the choice
-    is recorded in provenance.json. transformers raises on an implementation it cannot honour, so what is
-    returned here is what runs.
+    transformers (5.17) checks only that the package is installed and its version; a wheel built for another torch
+    or CUDA then fails at import ("undefined symbol") or at the first forward, minutes into a run.
+    """
+    try:
+        import torch
+        from flash_attn import flash_attn_func
+    except Exception as exc:  # noqa: BLE001 - any failure to import means it cannot run
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "flash_attn":
+            return "the flash-attn package is not installed (pip install flash-attn --no-build-isolation)"
+        return f"flash-attn does not import ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    try:
+        q = torch.zeros(1, 8, 2, 64, device=device, dtype=torch.bfloat16)  # batch, tokens, heads, head dim
+        flash_attn_func(q, q, q, causal=True)
+    except Exception as exc:  # noqa: BLE001 - a kernel that fails on this GPU falls back like a missing one
+        return f"flash-attn fails a test forward ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return None
+
+
+def attn_implementation(requested: str | None, use_cpu: bool = False) -> str | None:
+    """The attention implementation to load with: ``flash_attention_2`` only where flash-attn runs.
+
+    The paper's presets ask for flash_attention_2 (the seed's setting). Without CUDA, or where flash-attn is missing
+    or fails its probe (openrs.models.loading.flash_attn_problem), the model falls back to sdpa with one warning per
+    process naming the cause, so the same preset runs everywhere; the choice is recorded in provenance.json.
     """
     if requested != "flash_attention_2":
         return requested
-    import importlib.util
-
     import torch
 
-    reason = None
-    if use_cpu or not torch.cuda.is_available():
-        reason = "no CUDA device"
-    elif importlib.util.find_spec("flash_attn") is None:
-        reason = "the flash-attn package is not installed (pip install flash-attn --no-build-isolation)"
+    reason = "no CUDA device" if use_cpu or not torch.cuda.is_available() else _flash_attn_problem_once()
     if reason is None:
         return requested
     if reason not in _warned_attn:
         _warned_attn.add(reason)
         log.warning("model.attn_implementation=flash_attention_2 cannot run here (%s): using sdpa", reason)
     return "sdpa"
+
+
+@functools.cache
+def _flash_attn_problem_once() -> str | None:
+    """flash_attn_problem on the current CUDA device, probed once per process."""
+    return flash_attn_problem("cuda")
 
 
 def model_init_kwargs(cfg: ModelConfig, dtype: str | None = None, use_cpu: bool = False) -> dict:
