@@ -288,3 +288,55 @@ def test_each_environment_builds_its_jit_ops_in_a_folder_of_its_own(monkeypatch,
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     ds_ops.prepare_jit_ops()
     assert ds_ops.extensions_dir() == tmp_path and os.environ["TORCH_EXTENSIONS_DIR"] == str(tmp_path)
+
+
+def _no_build_tools(monkeypatch, tmp_path) -> None:
+    """A CUDA node with none of what DeepSpeed's op builder needs, and no CPU Adam built anywhere."""
+    import sysconfig
+
+    from deepspeed.git_version_info import installed_ops
+    from deepspeed.ops.op_builder import builder
+
+    from openrs.training import ds_ops
+
+    def no_cuda_home(name=""):
+        raise builder.MissingCUDAException("CUDA_HOME does not exist, unable to compile CUDA op(s)")
+
+    monkeypatch.setitem(installed_ops, "cpu_adam", False)
+    monkeypatch.setattr(builder, "assert_no_cuda_mismatch", no_cuda_home)
+    monkeypatch.setattr(ds_ops, "extensions_dir", lambda: tmp_path / "ext")
+    monkeypatch.setattr(ds_ops, "ninja_dir", lambda: None)
+    monkeypatch.setenv("CXX", "no-such-c++")
+    paths = {**sysconfig.get_paths(), "include": str(tmp_path / "include")}
+    monkeypatch.setattr(sysconfig, "get_paths", lambda *a, **k: paths)
+
+
+def test_cpu_adam_preflight_names_each_missing_piece_and_accepts_a_built_op(monkeypatch, tmp_path):
+    """Offload's CPU Adam op: prebuilt or built here earlier passes; otherwise every missing build tool is named."""
+    from deepspeed.git_version_info import installed_ops
+
+    from openrs.training.ds_ops import cpu_adam_problem
+
+    _no_build_tools(monkeypatch, tmp_path)
+    assert cpu_adam_problem() == (
+        "CUDA_HOME does not exist, unable to compile CUDA op(s); no ninja (pip install ninja); no C++ compiler "
+        f"(no-such-c++ is not on PATH); no Python headers ({tmp_path / 'include' / 'Python.h'}; install python3-dev)"
+    )
+    (tmp_path / "ext" / "cpu_adam").mkdir(parents=True)
+    (tmp_path / "ext" / "cpu_adam" / "cpu_adam.so").touch()  # an earlier run's JIT build
+    assert cpu_adam_problem() is None
+    (tmp_path / "ext" / "cpu_adam" / "cpu_adam.so").unlink()
+    monkeypatch.setitem(installed_ops, "cpu_adam", True)  # DS_BUILD_CPU_ADAM=1 at install
+    assert cpu_adam_problem() is None
+
+
+def test_a_gpu_run_with_optimizer_offload_is_refused_before_loading_when_cpu_adam_cannot_build(monkeypatch, tmp_path):
+    from openrs.errors import RunError
+    from openrs.training.ds_ops import require_cpu_adam
+
+    _no_build_tools(monkeypatch, tmp_path)
+    offload = to_run_config(compose(["experiment=rs2", "hardware=a40x1"]))
+    with pytest.raises(RunError, match=r"offloads the optimizer.*no ninja.*DS_BUILD_CPU_ADAM=1"):
+        require_cpu_adam(offload)
+    require_cpu_adam(to_run_config(compose(["experiment=rs2"])))  # zero2.json: the optimizer stays on the GPU
+    require_cpu_adam(to_run_config(compose(["experiment=smoke", "hardware.deepspeed=deepspeed/zero2_offload.json"])))

@@ -263,6 +263,7 @@ def launch(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     from openrs import data
     from openrs.runtime.run_lock import RunLock
     from openrs.training import resume
+    from openrs.training.ds_ops import require_cpu_adam
     from openrs.training.grpo_config import run_precision
     from openrs.training.loop import run_training
     from openrs.training.warmstart import prepare_model
@@ -284,6 +285,7 @@ def launch(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         # What can be refused is refused here, before minutes of model building: the precision settings (half-precision
         # weights need float32 masters) and a dataset that cannot be used.
         run_precision(cfg)
+        require_cpu_adam(cfg)  # optimizer offload on GPUs: its op loads or builds
         data.load_problems(cfg.dataset)
         prepare_model(cfg.model)  # built once here (tiny model, warm start), not by N ranks at once
         if plan.in_process:

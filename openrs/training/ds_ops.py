@@ -7,12 +7,16 @@ import hashlib
 import os
 import shutil
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
 import psutil
 
+from openrs.config import RunConfig
+from openrs.errors import RunError
 from openrs.models.cache import cache_root
+from openrs.training.grpo_config import offloads_optimizer
 
 
 def ninja_dir() -> str | None:
@@ -99,3 +103,48 @@ def prepare_jit_ops() -> None:
     os.environ["TORCH_EXTENSIONS_DIR"] = str(root)
     if root.is_dir():
         clear_stale_build_locks(root)
+
+
+def cpu_adam_problem() -> str | None:
+    """What stops DeepSpeed's CPU Adam op (ZeRO optimizer offload) from loading on this CUDA machine, or None.
+
+    Unless the op was built into DeepSpeed's install (``DS_BUILD_CPU_ADAM=1``) or an earlier run here built it,
+    DeepSpeed JIT-compiles it when the optimizer is created, minutes into a run. On CUDA that build needs what
+    DeepSpeed's op builder checks: CUDA_HOME with an nvcc whose version matches torch's CUDA, ninja, a C++ compiler
+    and the Python headers. Each missing piece is named.
+    """
+    try:
+        from deepspeed.git_version_info import installed_ops
+        from deepspeed.ops.op_builder.builder import assert_no_cuda_mismatch
+    except ImportError:
+        return "DeepSpeed is not installed (pip install -e '.[gpu]' -c constraints.txt)"
+    if installed_ops.get("cpu_adam") or any(extensions_dir().glob("cpu_adam/*.so")):
+        return None
+    missing = []
+    try:
+        assert_no_cuda_mismatch("cpu_adam")
+    except Exception as exc:  # noqa: BLE001 - DeepSpeed's MissingCUDAException / CUDAMismatchException and kin
+        missing.append(" ".join(str(exc).replace(">-", "").split()))
+    if ninja_dir() is None:
+        missing.append("no ninja (pip install ninja)")
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        missing.append(f"no C++ compiler ({compiler} is not on PATH)")
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not headers.is_file():
+        missing.append(f"no Python headers ({headers}; install python3-dev)")
+    return "; ".join(missing) or None
+
+
+def require_cpu_adam(cfg: RunConfig) -> None:
+    """Optimizer offload on GPUs needs DeepSpeed's CPU Adam op: refuse before any model loads if it cannot load."""
+    if cfg.hardware.use_cpu or not offloads_optimizer(cfg):
+        return
+    problem = cpu_adam_problem()
+    if problem:
+        raise RunError(
+            f"hardware.deepspeed={cfg.hardware.deepspeed} offloads the optimizer, which needs DeepSpeed's CPU Adam op, "
+            f"and it can neither load prebuilt nor build here: {problem}. Prebuild it where it can: "
+            "DS_BUILD_CPU_ADAM=1 pip install deepspeed==0.19.8 --no-build-isolation (README: First GPU run), or keep "
+            "the optimizer on the GPU: hardware.deepspeed=deepspeed/zero2.json"
+        )

@@ -55,12 +55,17 @@ def read_deepspeed_config(cfg: RunConfig) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
-def run_precision(cfg: RunConfig) -> PrecisionPlan:
-    """Load dtype and master-weight placement of this run (see openrs.config.precision)."""
+def offloads_optimizer(cfg: RunConfig) -> bool:
+    """Whether the run's DeepSpeed config keeps the optimizer in host memory (or NVMe): ZeRO optimizer offload."""
     ds = read_deepspeed_config(cfg)
-    offload = bool(
+    return bool(
         ds and (ds.get("zero_optimization", {}).get("offload_optimizer") or {}).get("device") in ("cpu", "nvme")
     )
+
+
+def run_precision(cfg: RunConfig) -> PrecisionPlan:
+    """Load dtype and master-weight placement of this run (see openrs.config.precision)."""
+    offload = offloads_optimizer(cfg)
     return precision_plan(cfg.model.dtype, cfg.hardware.bf16, cfg.hardware.deepspeed, offload_optimizer=offload)
 
 
