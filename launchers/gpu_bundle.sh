@@ -8,7 +8,8 @@
 # datasets and trl require, and a few small ones) are fetched for the target interpreter and platform
 # (TARGET_PY, TARGET_PLATFORMS); the two projects published only as source (antlr4-python3-runtime 4.9.3 and
 # deepspeed) are built here as pure-Python wheels (DS_BUILD_OPS=0: DeepSpeed compiles an op only when one is
-# used, and ZeRO-2 with the Trainer's AdamW uses none). Everything is fetched --no-deps: the list below is the
+# used, and ZeRO-2 with the Trainer's AdamW uses none; optimizer offload needs CPU Adam: prebuild it on the GPU
+# machine with DS_BUILD_CPU_ADAM=1, README "First GPU run"). Everything is fetched --no-deps: the list below is the
 # closure the GPU machine may lack. The wheels are split into parts of at most PART_MIB MiB (OUT_DIR/part1,
 # part2, ...), for transports with a size limit. Install them there with pip resolving against what is already
 # installed, so a package the machine has is kept and only what is missing comes from the bundle:
