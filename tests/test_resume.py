@@ -179,3 +179,102 @@ def test_older_checkpoints_keep_weights_only_and_resume_uses_the_newest(tmp_path
     )
     assert summary["resumed_from"].endswith("checkpoint-6") and summary["global_step"] == 8
     assert (ckpts[6] / WEIGHTS_ONLY).exists()  # checkpoint-8 is now the one full state
+
+
+# Loaded first by every process of the run (PYTHONPATH): rank 0's fsync of checkpoint-2 takes SLOW_SAVE_S seconds,
+# as a 28 GB rs3 checkpoint does on a slow shared filesystem.
+SLOW_FSYNC = """
+import os, time
+from pathlib import Path
+
+import openrs.training.checkpoints as checkpoints
+
+_fsync_tree = checkpoints.fsync_tree
+
+
+def slow_fsync_tree(path):
+    if Path(path).name == "checkpoint-2":
+        time.sleep(float(os.environ["SLOW_SAVE_S"]))
+    return _fsync_tree(path)
+
+
+checkpoints.fsync_tree = slow_fsync_tree
+"""
+
+
+@pytest.mark.slow
+def test_a_save_slower_than_the_collective_timeout_finishes_and_resumes(tmp_path, monkeypatch):
+    """Rank 0 writes a checkpoint for longer than hardware.ddp_timeout_s: the ZeRO-2 run finishes and resumes from
+    it. (On CPU transformers leaves gloo at its 30-minute default timeout, so the test above, with its own process
+    group, is the one that shows where the other rank waits.)"""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_FSYNC)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setenv("SLOW_SAVE_S", "20")
+    run_dir, log_path = tmp_path / "run", tmp_path / "train.log"
+    two_ranks = [  # ZeRO-2 over gloo, as the GPU presets run (with the device swapped)
+        "experiment=smoke",
+        "hardware.num_processes=2",
+        "hardware.deepspeed=deepspeed/zero2.json",
+        "hardware.bf16=false",
+        "max_len=16",
+        "hardware.ddp_timeout_s=15",
+    ]
+    for steps in (4, 6):
+        proc = _start(
+            [*two_ranks, f"grpo.max_steps={steps}", "grpo.save_steps=2", f"hydra.run.dir={run_dir}"], log_path
+        )
+        assert proc.wait(timeout=600) == 0, log_path.read_text()[-4000:]
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["global_step"] == steps
+    assert summary["resumed_from"].endswith("checkpoint-4")
+    assert sorted(_checkpoints(run_dir)) == [2, 4, 6]
+
+
+# Two gloo ranks at a save, with a 5 s collective timeout: rank 0's fsync of the checkpoint takes 12 s, then both go
+# on to the next step's collective (an all_gather), as a GRPO step does.
+SAVE_THEN_COLLECTIVE = r"""
+import datetime, sys, time, types
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from openrs.training import checkpoints
+
+rank, port, out = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+timeout = datetime.timedelta(seconds=5)
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2, timeout=timeout)
+(out / "checkpoint-2").mkdir(parents=True, exist_ok=True)
+if rank == 0:
+    fsync_tree = checkpoints.fsync_tree
+    checkpoints.fsync_tree = lambda path: (time.sleep(12), fsync_tree(path))
+state = types.SimpleNamespace(global_step=2, is_world_process_zero=rank == 0)
+checkpoints.CompleteMarkerCallback(1).on_save(types.SimpleNamespace(output_dir=str(out)), state, None)
+gathered = [torch.zeros(1, dtype=torch.long) for _ in range(2)]
+dist.all_gather(gathered, torch.tensor([rank]))
+print("gathered", [int(t) for t in gathered], flush=True)
+"""
+
+
+def test_the_other_ranks_wait_for_a_slow_save_at_its_barrier_not_in_the_next_collective(tmp_path):
+    """A checkpoint write longer than the collective timeout: before, rank 1 ran on into the next collective and
+    timed out there (the rs3 failure at step 50 on slow storage); now it waits at the save's own barrier."""
+    from openrs.runtime.vllm_server import free_port
+
+    port = str(free_port())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SAVE_THEN_COLLECTIVE, str(rank), port, str(tmp_path)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[1][-2000:] + outputs[0][-2000:]
+    assert all("gathered [0, 1]" in out for out in outputs)
+    assert (tmp_path / "checkpoint-2" / MARKER).exists()

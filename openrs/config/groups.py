@@ -162,6 +162,7 @@ class HardwareConfig:
     master_port: int = 0  # 0: a free port picked at launch
     ddp_backend: str | None = None  # None: nccl on GPUs, gloo on CPU
     ddp_timeout_s: int = 600  # a collective (or weight sync) waiting longer than this fails the rank
+    save_timeout_s: int = 3600  # the other ranks wait this long at a save for rank 0's write and fsync
     cpu_threads: int | None = None  # torch threads per rank; None: $OMP_NUM_THREADS, else this job's share
 
     def __post_init__(self) -> None:
@@ -182,7 +183,7 @@ class HardwareConfig:
                 lambda v: 0 <= v <= 65535,
                 "a TCP port, or 0 for a free one",
             )
-        for name in ("vllm_server_timeout_s", "ddp_timeout_s", "vllm_cpu_kv_cache_gb"):
+        for name in ("vllm_server_timeout_s", "ddp_timeout_s", "save_timeout_s", "vllm_cpu_kv_cache_gb"):
             require(f"hardware.{name}", getattr(self, name), lambda v: v > 0, "> 0 (seconds)")
         require(
             "hardware.cpu_threads",

@@ -91,18 +91,35 @@ def prune_states(checkpoints_dir: Path, keep_full_state: int | None) -> list[Pat
 
 
 class CompleteMarkerCallback(TrainerCallback):
-    """Mark ``checkpoint-<step>`` complete once the Trainer has finished writing it, then prune older states."""
+    """Mark ``checkpoint-<step>`` complete once the Trainer has finished writing it, then prune older states.
 
-    def __init__(self, keep_full_state: int | None = None) -> None:
+    The ranks wait for each other around that work at a barrier of their own, with ``save_timeout_s`` (a gloo group
+    made at the first save), not the run's collective timeout: rank 0 alone fsyncs a checkpoint of up to ~28 GB and
+    prunes older states, and ranks let go at once would wait for it in the next step's collective, which fails
+    after ``ddp_timeout_s`` (600 s: below ~50 MB/s of sustained writes at an rs3 save).
+    """
+
+    def __init__(self, keep_full_state: int | None = None, save_timeout_s: float = 3600) -> None:
         self.keep_full_state = keep_full_state
+        self.save_timeout_s = save_timeout_s
+        self._group = None
 
-    def on_save(self, args, state, control, **kwargs):  # noqa: D401 - transformers hook
+    def _barrier(self) -> None:
+        import datetime
+
         import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()  # every rank has written its shard (ZeRO optimizer states) before we mark
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        if self._group is None:  # every rank reaches its first save together: a collective call
+            self._group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=self.save_timeout_s))
+        dist.barrier(group=self._group)
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: D401 - transformers hook
+        self._barrier()  # every rank has written its shard (ZeRO optimizer states) before we mark
         if state.is_world_process_zero:
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if ckpt.is_dir():
                 mark_complete(ckpt)
                 prune_states(Path(args.output_dir), self.keep_full_state)  # only once the new one is complete
+        self._barrier()  # no rank goes on to the next step's collectives while rank 0 still writes

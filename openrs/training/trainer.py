@@ -93,7 +93,7 @@ def build_grpo_trainer(cfg: RunConfig, run_dir: Path) -> GRPOTrainer:
             callbacks=[
                 metrics_log.MetricsFileCallback(paths.metrics),
                 console.ProgressLogCallback(),
-                checkpoints.CompleteMarkerCallback(cfg.grpo.keep_full_state),
+                checkpoints.CompleteMarkerCallback(cfg.grpo.keep_full_state, cfg.hardware.save_timeout_s),
                 disk.DiskSpaceCallback(paths.checkpoints, deepspeed=bool(cfg.hardware.deepspeed)),
                 *monitors,
             ],
