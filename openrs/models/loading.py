@@ -69,6 +69,12 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
 _warned_attn: set[str] = set()
 
 
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, for a one-line reason."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
 def flash_attn_problem(device: str = "cuda") -> str | None:
     """Why flash-attn cannot run here, or None: it must import and run one tiny forward on ``device``.
 
@@ -81,12 +87,12 @@ def flash_attn_problem(device: str = "cuda") -> str | None:
     except Exception as exc:  # noqa: BLE001 - any failure to import means it cannot run
         if isinstance(exc, ModuleNotFoundError) and exc.name == "flash_attn":
             return "the flash-attn package is not installed (pip install flash-attn --no-build-isolation)"
-        return f"flash-attn does not import ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        return f"flash-attn does not import ({_first_line(exc)})"
     try:
         q = torch.zeros(1, 8, 2, 64, device=device, dtype=torch.bfloat16)  # batch, tokens, heads, head dim
         flash_attn_func(q, q, q, causal=True)
     except Exception as exc:  # noqa: BLE001 - a kernel that fails on this GPU falls back like a missing one
-        return f"flash-attn fails a test forward ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        return f"flash-attn fails a test forward ({_first_line(exc)})"
     return None
 
 
