@@ -68,12 +68,14 @@ def main(cfg: DictConfig) -> float | None:
 
     from openrs.records import console
     from openrs.runtime.launch import launch, node_plan
+    from openrs.runtime.memory_check import require_memory_fits
 
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     with report_user_errors("openrs.train", hydra_dir):
         run_cfg = to_run_config(cfg)  # typed, and checked across groups (openrs.config.validate_run)
         run_dir = resolve_run_dir(run_cfg, hydra_dir)
-        node_plan(run_cfg.hardware)  # a preset this machine cannot run is said before anything else
+        plan = node_plan(run_cfg.hardware)  # a preset this machine cannot run is said before anything else
+        require_memory_fits(run_cfg, plan)  # as is a layout its GPUs cannot hold
         console.quiet_libraries()
         print(console.header(run_cfg, run_dir), flush=True)  # the full config is in <hydra dir>/.hydra/
         summary = launch(run_cfg, run_dir)

@@ -180,7 +180,11 @@ def test_check_overrides_follow_the_installed_backends():
     both = plan.Backends(vllm="0.11", deepspeed="0.19.8", flash_attn=None)
     cfg = plan.compose_run(plan.check_overrides([], both))
     assert cfg.hardware.use_vllm and cfg.hardware.vllm_mode.value == "colocate"
-    assert cfg.hardware.deepspeed == "deepspeed/zero2.json"
+    assert cfg.hardware.deepspeed == "deepspeed/zero2_offload.json"  # a40x1's, until choose_layout decides
+    assert plan.check_overrides(["x=1"], both, ["hardware.deepspeed=deepspeed/zero2.json"])[-2:] == [
+        "hardware.deepspeed=deepspeed/zero2.json",
+        "x=1",
+    ]  # the user's own come after the chosen layout, so they win
     assert plan.completions_per_step(cfg) == 36 and plan.rounds_per_step(cfg) == 1
     assert cfg.grpo.num_generations == 6 and cfg.grpo.max_completion_length >= 1024 and cfg.hardware.bf16
     assert cfg.model.gradient_checkpointing and cfg.model.tiny.hidden_size == 1536

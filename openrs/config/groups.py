@@ -163,6 +163,7 @@ class HardwareConfig:
     ddp_backend: str | None = None  # None: nccl on GPUs, gloo on CPU
     ddp_timeout_s: int = 600  # a collective (or weight sync) waiting longer than this fails the rank
     save_timeout_s: int = 3600  # the other ranks wait this long at a save for rank 0's write and fsync
+    check_memory: bool = True  # refuse a GPU run whose estimated peak exceeds the GPU (openrs.config.memory)
     cpu_threads: int | None = None  # torch threads per rank; None: $OMP_NUM_THREADS, else this job's share
 
     def __post_init__(self) -> None:

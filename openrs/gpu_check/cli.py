@@ -30,6 +30,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--budget-s", type=float, default=BUDGET_S, help="fail past this many seconds in all (0: no limit)")
     p.add_argument("--gpu-tflops", type=float, help="this GPU's dense bf16 TFLOPS, where the built-in table lacks it")
     p.add_argument("--gpu-bandwidth-gbs", type=float, help="this GPU's memory bandwidth in GB/s, with --gpu-tflops")
+    p.add_argument(
+        "--gpu-memory-gb",
+        type=float,
+        help="plan for a GPU of this many GB (default: the GPU found; with --dry-run, an A40's 48)",
+    )
     p.add_argument("overrides", nargs="*", help="Hydra overrides after the check's own, e.g. max_len=2048")
     return p.parse_args(argv)
 

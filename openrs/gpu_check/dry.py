@@ -14,6 +14,8 @@ from pathlib import Path
 from openrs.gpu_check import inputs
 from openrs.records.console import quiet_libraries
 
+DRY_RUN_GPU_GB = 48.0  # without --gpu-memory-gb the dry run plans for the paper's GPU, an A40
+
 
 def dry_run(args: argparse.Namespace) -> int:
     """Compose, build the tokenizer and the model on the meta device, build TRL's and DeepSpeed's configs, render."""
@@ -29,13 +31,12 @@ def dry_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
     backends = plan.Backends.installed()
-    overrides = plan.check_overrides(args.overrides, backends)
-    checks: list[Check] = []
-    cfg = plan.compose_run(overrides)
-    checks.append(Check("config composes", True, " ".join(overrides)))
+    device_gb = args.gpu_memory_gb or DRY_RUN_GPU_GB
+    overrides, cfg, choice = inputs.composed_for(args, backends, device_gb)
+    where = "a GPU of" if args.gpu_memory_gb else "no GPU here; planned for an A40's"
+    checks: list[Check] = [Check("config composes", True, " ".join(overrides))]
+    checks.append(inputs.memory_check(choice, device_gb, where))
     tiny = cfg.model.tiny
-    if tiny is None:
-        raise SystemExit(f"model={cfg.model.name_or_path}: the GPU check needs a locally built model (model.tiny)")
 
     with tempfile.TemporaryDirectory(prefix="openrs-gpu-check-dry-") as tmp:
         tok = local_models.build_tiny_tokenizer(tiny.vocab_size, tiny.tokenizer_fill_to, tiny.max_position_embeddings)

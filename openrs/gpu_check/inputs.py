@@ -80,3 +80,27 @@ def model_facts(cfg: Any, tokenizer: Any, model: Any) -> tuple[dict[str, Any], p
     ok = params == expected and len(tokenizer) <= c.vocab_size
     detail = f"{params:,} parameters (by hand: {expected:,}); tokenizer {len(tokenizer):,} <= vocab {c.vocab_size:,}"
     return facts, cost, Check("model shape", ok, detail)
+
+
+def composed_for(args: argparse.Namespace, backends: Any, device_gb: float) -> tuple[list[str], Any, Any]:
+    """The check's overrides and config with the optimizer layout chosen for a GPU of ``device_gb``, and the choice."""
+    from openrs.gpu_check import plan
+    from openrs.models.shape import model_shape
+
+    base = plan.compose_run(plan.check_overrides(args.overrides, backends))
+    if base.model.tiny is None:
+        raise SystemExit(f"model={base.model.name_or_path}: the GPU check needs a locally built model (model.tiny)")
+    choice = plan.choose_layout(args.overrides, backends, device_gb, model_shape(base.model))
+    overrides = plan.check_overrides(args.overrides, backends, choice.overrides)
+    return overrides, plan.compose_run(overrides), choice
+
+
+def memory_check(choice: Any, device_gb: float, where: str) -> Check:
+    """The memory plan as a check: what was chosen and why, the estimate by part, and what to turn if it cannot fit."""
+    from openrs.gpu_check.report import Check
+
+    memory = choice.memory
+    detail = f"{where} {device_gb:g} GB: {choice.reason}; estimate {memory.describe()}"
+    if not memory.fits:
+        detail += "; to fit: " + "; or ".join(memory.knobs())
+    return Check("memory plan", memory.fits, detail)

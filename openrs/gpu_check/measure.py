@@ -11,7 +11,6 @@ import json
 import math
 import shutil
 import statistics
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from openrs.records.observe import phase_seconds
 from openrs.records.run_dir import RunDir
+from openrs.runtime.memory_check import query_nvidia_smi
 
 
 @dataclass(frozen=True)
@@ -173,17 +173,6 @@ class DeviceMemorySampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-
-
-def query_nvidia_smi(fields: str) -> str:
-    """``nvidia-smi --query-gpu=<fields>`` as CSV without header or units; "" where it is missing or fails."""
-    if not shutil.which("nvidia-smi"):
-        return ""
-    try:
-        cmd = ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 @dataclass

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from openrs.config import RunConfig, compose, to_run_config
-from openrs.gpu_check.measure import query_nvidia_smi
+from openrs.config.memory import MemoryPlan, ModelShape
 from openrs.gpu_check.projection import ModelCost, StepShape
+from openrs.runtime.memory_check import query_nvidia_smi
 
 CHECK_EXPERIMENT = "experiment=gpu_check"
+ON_GPU_ADAMW = "deepspeed/zero2.json"  # ZeRO-2, fp32 masters and AdamW on the GPU
+OFFLOAD_ADAMW = "deepspeed/zero2_offload.json"  # ZeRO-2, fp32 masters and AdamW in host memory (CPU Adam)
 TARGET_EXPERIMENT = "experiment=rs3"
 VERSIONED = (
     "torch",
@@ -52,14 +55,52 @@ class Backends:
         return cls(version("vllm"), version("deepspeed"), version("flash-attn") or version("flash_attn"))
 
 
-def check_overrides(extra: list[str], backends: Backends) -> list[str]:
-    """The check's Hydra overrides: the preset, what the installed backends allow, then the user's own."""
+def check_overrides(extra: list[str], backends: Backends, layout: list[str] | None = None) -> list[str]:
+    """The check's Hydra overrides: the preset, what the installed backends allow, the layout chosen for the GPU
+    (choose_layout), then the user's own, which win."""
     out = [CHECK_EXPERIMENT]
     if not backends.vllm:
         out.append("hardware.use_vllm=false")
     if not backends.deepspeed:
         out.append("hardware.deepspeed=null")
-    return out + list(extra)
+    return out + list(layout or []) + list(extra)
+
+
+@dataclass(frozen=True)
+class LayoutChoice:
+    """Where the check keeps the optimizer on a GPU of this size, and why."""
+
+    overrides: list[str]  # the choice, as overrides placed before the user's own
+    memory: MemoryPlan  # the plan of the run as finally composed
+    reason: str
+
+
+def choose_layout(extra: list[str], backends: Backends, device_gb: float, shape: ModelShape) -> LayoutChoice:
+    """AdamW on the GPU (ZeRO-2) where its plan fits, else optimizer offload (ZeRO-2, AdamW in host memory).
+
+    The user's own overrides still win (and the plan is of what they compose to); without DeepSpeed there is no choice.
+    """
+    from openrs.runtime.memory_check import run_memory_plan
+
+    def plan_with(layout: list[str]) -> tuple[RunConfig, MemoryPlan]:
+        cfg = compose_run(check_overrides(extra, backends, layout))
+        return cfg, run_memory_plan(cfg, device_gb, shape)
+
+    if not backends.deepspeed:
+        _, memory = plan_with([])
+        return LayoutChoice([], memory, "no DeepSpeed installed: plain DDP, float32 weights and AdamW on the GPU")
+    on_gpu_choice = [f"hardware.deepspeed={ON_GPU_ADAMW}"]
+    cfg, memory = plan_with(on_gpu_choice)
+    if memory.fits and cfg.hardware.deepspeed == ON_GPU_ADAMW:
+        return LayoutChoice(
+            on_gpu_choice, memory, f"AdamW on the GPU: its {memory.total_gb:.1f} GB fit in {device_gb:g} GB"
+        )
+    why = f"with AdamW on the GPU a rank would need {memory.total_gb:.1f} GB of {device_gb:g}"
+    offload_choice = [f"hardware.deepspeed={OFFLOAD_ADAMW}"]
+    cfg, memory = plan_with(offload_choice)
+    if cfg.hardware.deepspeed != OFFLOAD_ADAMW:
+        return LayoutChoice(offload_choice, memory, f"hardware.deepspeed={cfg.hardware.deepspeed}, as given")
+    return LayoutChoice(offload_choice, memory, f"optimizer offload (AdamW in host memory): {why}")
 
 
 def compose_run(overrides: list[str]) -> RunConfig:

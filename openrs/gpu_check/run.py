@@ -37,14 +37,15 @@ def gpu_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
     backends = plan.Backends.installed()
-    overrides = plan.check_overrides(args.overrides, backends)
-    cfg = plan.compose_run(overrides)
-    if cfg.model.tiny is None:
-        raise SystemExit(f"model={cfg.model.name_or_path}: the GPU check needs a locally built model (model.tiny)")
     env = plan.environment()
     device = env["devices"][0]["name"] if env["devices"] else None
+    found_mib = env["devices"][0]["memory_mib"] if env["devices"] else None
+    device_gb = args.gpu_memory_gb or (found_mib * 2**20 / 1e9 if found_mib else 48.0)
+    where = "given as" if args.gpu_memory_gb or not found_mib else f"{device},"
+    overrides, cfg, choice = inputs.composed_for(args, backends, device_gb)
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="openrs-gpu-check-"))
     checks: list[Check] = [Check("config composes", True, " ".join(overrides))]
+    checks.append(inputs.memory_check(choice, device_gb, where))
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -60,6 +61,8 @@ def gpu_run(args: argparse.Namespace) -> int:
     with measure.DeviceMemorySampler() as sampler:
         t = time.perf_counter()
         try:
+            if not choice.memory.fits:  # it would die of out-of-memory minutes in; the memory plan says what to turn
+                raise RuntimeError("not started: the memory plan does not fit this GPU")
             summary = launch(cfg, run_dir)
         except Exception as exc:  # noqa: BLE001 - a failed run is the first failed check, reported with the rest
             log.exception("the check's training run failed")
@@ -151,6 +154,12 @@ def gpu_run(args: argparse.Namespace) -> int:
             "generation ran with transformers generate(), not vLLM: at this model size its decode loop is "
             "bound by per-token overheads, so the projection is for a run that generates the same way; "
             "the paper's vLLM run is nearer the floor line"
+        )
+    if sampler.peak_mib:
+        measured = max(sampler.peak_mib.values()) * 2**20 / 1e9
+        notes.append(
+            f"memory: the plan estimated {choice.memory.total_gb:.1f} GB a training GPU; nvidia-smi measured a peak "
+            f"of {measured:.1f} GB (all processes on the GPU, vLLM's pool included)"
         )
     if device and here is None:
         notes.append(
