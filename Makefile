@@ -49,9 +49,11 @@ snapshots: setup
 gpu-check:
 	$(PY) -m openrs.gpu_check $(ARGS)
 
-# A single-node SLURM cluster on this machine (root; Debian), for the SLURM tests and trying sweeps.
+# A SLURM cluster on this machine (root; Debian), for the SLURM tests and trying sweeps: one node, or NODES=2 for
+# two nodes in network namespaces of their own (what CI runs, and what tests/test_slurm_nodes.py needs).
+NODES ?= 1
 slurm:
-	bash launchers/slurm/setup_local_cluster.sh
+	bash launchers/slurm/setup_local_cluster.sh --nodes $(NODES)
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache

@@ -67,8 +67,9 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from openrs.records import console
-    from openrs.runtime.launch import launch, node_plan
+    from openrs.runtime.launch import launch
     from openrs.runtime.memory_check import require_memory_fits
+    from openrs.runtime.placement import node_plan
 
     hydra_dir = Path(HydraConfig.get().runtime.output_dir)
     with report_user_errors("openrs.train", hydra_dir):
@@ -79,6 +80,8 @@ def main(cfg: DictConfig) -> float | None:
         console.quiet_libraries()
         print(console.header(run_cfg, run_dir), flush=True)  # the full config is in <hydra dir>/.hydra/
         summary = launch(run_cfg, run_dir)
+        if not plan.node.first:  # a run across nodes reports from node 0
+            return None
         print(console.result(summary), flush=True)
         if run_cfg.eval_after is not None and not summary.get("preempted"):
             print(evaluate_after_training(run_cfg, run_dir), flush=True)

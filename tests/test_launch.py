@@ -15,7 +15,8 @@ import pytest
 
 from openrs.config import compose, to_run_config, validate_hardware
 from openrs.records.run_dir import RunDir
-from openrs.runtime.launch import make_plan, rank_env
+from openrs.runtime.placement import make_plan
+from openrs.runtime.ranks import rank_env
 from openrs.runtime.worker import weights_digest
 
 REPO = Path(__file__).resolve().parent.parent

@@ -141,8 +141,8 @@ def test_a_run_whose_plan_cannot_fit_is_refused_before_anything_loads(tmp_path):
 
 def test_the_preflight_passes_a_plan_that_fits_and_can_be_turned_off(tmp_path, monkeypatch):
     from openrs.config import compose, to_run_config
-    from openrs.runtime.launch import LaunchPlan
     from openrs.runtime.memory_check import require_memory_fits
+    from openrs.runtime.placement import LaunchPlan
 
     fake_nvidia_smi(tmp_path / "bin", 46068)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")

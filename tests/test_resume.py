@@ -232,6 +232,23 @@ def test_a_save_slower_than_the_collective_timeout_finishes_and_resumes(tmp_path
     assert sorted(_checkpoints(run_dir)) == [2, 4, 6]
 
 
+@pytest.mark.slow
+def test_two_plain_ranks_on_cpu_resume_their_optimizer_state_in_a_slurm_job(tmp_path, monkeypatch):
+    """Two DDP ranks on CPU (no DeepSpeed) inside a SLURM task save, stop and resume: each loads the optimizer state
+    onto its device. There accelerate names the device "cpu:0", which torch.load cannot map onto; the launcher now
+    gives CPU ranks plain "cpu"."""
+    for key, value in {"SLURM_JOB_ID": "1", "SLURM_NNODES": "1", "SLURM_NTASKS": "1", "SLURM_PROCID": "0"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SLURM_LOCALID", "0")
+    run_dir, log_path = tmp_path / "run", tmp_path / "train.log"
+    for steps in (2, 3):
+        overrides = ["experiment=smoke", "hardware.num_processes=2", "max_len=16", f"grpo.max_steps={steps}"]
+        proc = _start([*overrides, "grpo.save_steps=2", f"hydra.run.dir={run_dir}"], log_path)
+        assert proc.wait(timeout=600) == 0, log_path.read_text()[-4000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["global_step"] == 3 and summary["resumed_from"].endswith("checkpoint-2")
+
+
 # Two gloo ranks at a save, with a 5 s collective timeout: rank 0's fsync of the checkpoint takes 12 s, then both go
 # on to the next step's collective (an all_gather), as a GRPO step does.
 SAVE_THEN_COLLECTIVE = r"""

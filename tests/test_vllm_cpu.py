@@ -22,7 +22,8 @@ import pytest
 from openrs.config import compose, to_run_config
 from openrs.records.metrics_log import read_metrics
 from openrs.records.run_dir import RunDir
-from openrs.runtime.launch import make_plan, pick_ports
+from openrs.runtime.launch import pick_ports
+from openrs.runtime.placement import make_plan
 from openrs.runtime.vllm_server import VllmServer, free_port, server_for
 
 REPO = Path(__file__).resolve().parent.parent

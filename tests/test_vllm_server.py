@@ -15,7 +15,9 @@ import pytest
 
 from openrs.config import compose, to_run_config
 from openrs.records.run_dir import RunDir
-from openrs.runtime.launch import LaunchPlan, make_plan, pick_ports, rank_env
+from openrs.runtime.launch import pick_ports
+from openrs.runtime.placement import LaunchPlan, make_plan
+from openrs.runtime.ranks import rank_env
 from openrs.runtime.vllm_server import (
     SIGTERM_GUARD,
     VllmServer,

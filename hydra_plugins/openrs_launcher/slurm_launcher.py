@@ -25,6 +25,10 @@ _INIT_KEYS = {"submitit_folder", "max_num_timeout"}
 # Slurm >= 22.05 no longer hands sbatch's --cpus-per-task to srun: without this the job's one task (the launcher,
 # its ranks, verifier workers and vLLM) can be bound to a single core.
 SRUN_CPUS = "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK"
+# srun's --kill-on-bad-exit: a node whose launcher fails ends the job's other nodes at once (a run across nodes),
+# instead of leaving them in a collective until its timeout.
+KILL_ON_BAD_EXIT = "export SLURM_KILL_BAD_EXIT=1"
+SETUP = (SRUN_CPUS, KILL_ON_BAD_EXIT)
 
 
 def job_name(prefix: str, overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -> str:
@@ -52,7 +56,7 @@ class SlurmLauncher(_PluginSlurmLauncher):
         )
         base = set(OmegaConf.structured(BaseQueueConf).keys())
         prefix = str(params.pop("name"))
-        params["setup"] = [SRUN_CPUS, *(s for s in (params.get("setup") or []) if s != SRUN_CPUS)]
+        params["setup"] = [*SETUP, *(s for s in (params.get("setup") or []) if s not in SETUP)]
         executor.update_parameters(
             **{k if k in base else f"slurm_{k}": v for k, v in params.items() if k not in _INIT_KEYS}
         )

@@ -13,6 +13,12 @@
 # containers and CI machines give us. The node advertises 4 fake GPUs through GRES (symlinks to
 # /dev/null), so `--gres=gpu:4` jobs are granted and see CUDA_VISIBLE_DEVICES=0,1,2,3.
 #
+# With --nodes N (N >= 2) the cluster has N compute nodes n1..nN on this one machine, each a slurmd in a network
+# namespace of its own (openrs-n<i>, address 10.88.0.1<i> on a bridge openrs-br0 whose host side, 10.88.0.1, is the
+# controller's), with its own host name and an /etc/hosts that names every node: a job's processes on n1 and n2
+# reach each other only over that network, as on real nodes (127.0.0.1 is each node's own). The node side of every
+# veth is called openrs0, so GLOO_SOCKET_IFNAME/NCCL_SOCKET_IFNAME=openrs0 names it on every node.
+#
 # Knobs (environment variables, all optional):
 #   OPENRS_SLURM_CPUS          CPUs the node advertises (default: max(real CPUs, 16), i.e. oversubscribed)
 #   OPENRS_SLURM_GPUS          fake GPUs on the node (default 4)
@@ -20,8 +26,30 @@
 #   OPENRS_SLURM_WAIT_S        how long to wait for the cluster to answer (default 120)
 #   OPENRS_SLURM_SKIP_APT=1    never call apt-get (fail if the packages are missing)
 #
-# Usage: sudo launchers/slurm/setup_local_cluster.sh      (must run as root)
+# Usage: sudo launchers/slurm/setup_local_cluster.sh [--nodes N]     (must run as root)
 set -euo pipefail
+
+NODES=1
+while (($#)); do
+    case $1 in
+    --nodes)
+        NODES=${2:-}
+        shift 2
+        ;;
+    --nodes=*)
+        NODES=${1#--nodes=}
+        shift
+        ;;
+    *)
+        printf '[slurm-setup] ERROR: unknown argument %s (valid: --nodes N)\n' "$1" >&2
+        exit 2
+        ;;
+    esac
+done
+[[ ${NODES} =~ ^[1-9]$ ]] || {
+    printf '[slurm-setup] ERROR: --nodes %s: a number of nodes from 1 to 9\n' "${NODES}" >&2
+    exit 2
+}
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -34,7 +62,7 @@ die() {
 if [[ ${EUID} -ne 0 ]]; then
     if command -v sudo >/dev/null 2>&1; then
         exec sudo --preserve-env=OPENRS_SLURM_CPUS,OPENRS_SLURM_GPUS,OPENRS_SLURM_MEM_HEADROOM_MB,OPENRS_SLURM_WAIT_S,OPENRS_SLURM_SKIP_APT \
-            bash "${BASH_SOURCE[0]}" "$@"
+            bash "${BASH_SOURCE[0]}" --nodes "${NODES}"
     fi
     die "must run as root (it installs packages and starts system daemons)"
 fi
@@ -109,10 +137,53 @@ REAL_MEM_MB=$((MEM_MB - HEADROOM_MB))
 DEF_MEM_PER_CPU=$((REAL_MEM_MB / CPUS))
 log "node ${NODE}: ${CPUS} CPUs advertised (${REAL_CPUS} real), ${REAL_MEM_MB} MB of ${MEM_MB} MB, ${GPUS} fake GPUs"
 
+# The nodes: this machine itself, or n1..nN each in a network namespace of its own (--nodes N).
+BRIDGE=openrs-br0
+CTL_ADDR=127.0.0.1
+NODE_NAMES=("${NODE}")
+HOSTS_FILE=/etc/slurm/openrs-hosts
+if ((NODES > 1)); then
+    CTL_ADDR=10.88.0.1
+    NODE_NAMES=()
+    for ((i = 1; i <= NODES; i++)); do NODE_NAMES+=("n${i}"); done
+fi
+node_addr() { if ((NODES > 1)); then echo "10.88.0.1${1#n}"; else echo 127.0.0.1; fi; }
+node_port() { if ((NODES > 1)); then echo $((6817 + ${1#n})); else echo 6818; fi; }
+
+# A bridge on this machine (the controller's side) and, per node, a namespace whose veth end is called openrs0.
+# Kept across runs (setup is idempotent); stop_local_cluster.sh --network removes them.
+make_network() {
+    if ! ip link show "${BRIDGE}" >/dev/null 2>&1; then
+        ip link add "${BRIDGE}" type bridge
+        ip addr add "${CTL_ADDR}/24" dev "${BRIDGE}"
+    fi
+    ip link set "${BRIDGE}" up
+    for name in "${NODE_NAMES[@]}"; do
+        local ns=openrs-${name} host_end=openrs-v${name#n}
+        ip netns list | grep -qw "${ns}" || ip netns add "${ns}"
+        if ! ip link show "${host_end}" >/dev/null 2>&1; then
+            ip link add "${host_end}" type veth peer name openrs0 netns "${ns}"
+            ip -n "${ns}" addr add "$(node_addr "${name}")/24" dev openrs0
+        fi
+        ip link set "${host_end}" master "${BRIDGE}"
+        ip link set "${host_end}" up
+        ip -n "${ns}" link set lo up
+        ip -n "${ns}" link set openrs0 up
+    done
+    {
+        echo "# Written by launchers/slurm/setup_local_cluster.sh: the /etc/hosts every node's slurmd and jobs see."
+        echo "127.0.0.1 localhost"
+        echo "${CTL_ADDR} ${NODE}"
+        for name in "${NODE_NAMES[@]}"; do echo "$(node_addr "${name}") ${name}"; done
+    } >"${HOSTS_FILE}"
+}
+
 # ---------------------------------------------------------------------------------------------------
 # 4. Configs
 # ---------------------------------------------------------------------------------------------------
 install -d -m 755 "${CONF_DIR}" "${LOG_DIR}" "${RUN_DIR}" /var/spool/slurmctld /var/spool/slurmd "${FAKE_GPU_DIR}"
+for name in "${NODE_NAMES[@]}"; do install -d -m 755 "/var/spool/slurmd/${name}"; done
+if ((NODES > 1)); then make_network; fi
 
 # Fake GPU device files. gres/gpu needs a File= per GPU and rejects plain files; symlinks to a character
 # device (/dev/null) are accepted. Only their count and order matter: CUDA_VISIBLE_DEVICES is 0..N-1.
@@ -121,9 +192,10 @@ for ((i = 0; i < GPUS; i++)); do ln -s /dev/null "${FAKE_GPU_DIR}/gpu${i}"; done
 
 cat >"${CONF_DIR}/slurm.conf" <<EOF
 # Written by launchers/slurm/setup_local_cluster.sh (openrs); rewritten on every run.
-# A single-node cluster on this machine: controller, compute node and accounting all on 127.0.0.1.
+# ${NODES} compute node(s) on this machine (more than one: each in its own network namespace); controller and
+# accounting on this machine (${CTL_ADDR}).
 ClusterName=${CLUSTER}
-SlurmctldHost=${NODE}(127.0.0.1)
+SlurmctldHost=${NODE}(${CTL_ADDR})
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -132,11 +204,11 @@ CredType=cred/munge
 # once its old credential has expired, so this is what makes a requeue restart within seconds.
 AuthInfo=cred_expire=5
 StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
+SlurmdSpoolDir=/var/spool/slurmd/%n
 SlurmctldPidFile=${RUN_DIR}/slurmctld.pid
-SlurmdPidFile=${RUN_DIR}/slurmd.pid
+SlurmdPidFile=${RUN_DIR}/slurmd-%n.pid
 SlurmctldLogFile=${LOG_DIR}/slurmctld.log
-SlurmdLogFile=${LOG_DIR}/slurmd.log
+SlurmdLogFile=${LOG_DIR}/slurmd-%n.log
 MailProg=/bin/true
 MpiDefault=none
 ReturnToService=2
@@ -170,14 +242,16 @@ JobCompType=jobcomp/none
 # requests are granted and small jobs run side by side.
 GresTypes=gpu
 SlurmdParameters=config_overrides
-NodeName=${NODE} NodeAddr=127.0.0.1 NodeHostname=${NODE} CPUs=${CPUS} RealMemory=${REAL_MEM_MB} Gres=gpu:${GPUS} State=UNKNOWN
-PartitionName=${PARTITION} Nodes=${NODE} Default=YES MaxTime=7-00:00:00 DefMemPerCPU=${DEF_MEM_PER_CPU} State=UP
+$(for name in "${NODE_NAMES[@]}"; do
+    echo "NodeName=${name} NodeAddr=$(node_addr "${name}") NodeHostname=${name} Port=$(node_port "${name}") CPUs=${CPUS} RealMemory=${REAL_MEM_MB} Gres=gpu:${GPUS} State=UNKNOWN"
+done)
+PartitionName=${PARTITION} Nodes=$(IFS=,; echo "${NODE_NAMES[*]}") Default=YES MaxTime=7-00:00:00 DefMemPerCPU=${DEF_MEM_PER_CPU} State=UP
 EOF
 
 cat >"${CONF_DIR}/gres.conf" <<EOF
 # Written by launchers/slurm/setup_local_cluster.sh: ${GPUS} fake GPUs (symlinks to /dev/null).
 AutoDetect=off
-NodeName=${NODE} Name=gpu File=${FAKE_GPU_DIR}/gpu[0-$((GPUS - 1))]
+$(for name in "${NODE_NAMES[@]}"; do echo "NodeName=${name} Name=gpu File=${FAKE_GPU_DIR}/gpu[0-$((GPUS - 1))]"; done)
 EOF
 chmod 644 "${CONF_DIR}/slurm.conf" "${CONF_DIR}/gres.conf"
 
@@ -288,28 +362,40 @@ done
 slurmctld || { show_log "${LOG_DIR}/slurmctld.log"; die "slurmctld did not start"; }
 wait_for 30 scontrol ping || { show_log "${LOG_DIR}/slurmctld.log"; die "slurmctld does not answer"; }
 log "slurmctld up"
-slurmd || { show_log "${LOG_DIR}/slurmd.log"; die "slurmd did not start"; }
+if ((NODES == 1)); then
+    slurmd || { show_log "${LOG_DIR}/slurmd-${NODE}.log"; die "slurmd did not start"; }
+else
+    # Each node's slurmd in its namespace: its own network (nsenter; `ip netns exec` would remount /sys and slurmd
+    # would then fail to detect cgroups), host name and /etc/hosts (a private UTS and mount namespace).
+    for name in "${NODE_NAMES[@]}"; do
+        nsenter --net="/run/netns/openrs-${name}" unshare --uts --mount --propagation private \
+            sh -c "hostname ${name} && mount --bind ${HOSTS_FILE} /etc/hosts && exec slurmd -N ${name}" ||
+            { show_log "${LOG_DIR}/slurmd-${name}.log"; die "slurmd of ${name} did not start"; }
+    done
+fi
 
 # ---------------------------------------------------------------------------------------------------
 # 6. Wait until the node is idle (or busy with jobs kept from before) and sacct answers.
 # ---------------------------------------------------------------------------------------------------
-node_state() { sinfo -h -N -n "${NODE}" -o '%T' 2>/dev/null | head -n 1; }
-node_ready() { [[ "$(node_state)" =~ ^(idle|mixed|allocated|completing)$ ]]; }
+node_state() { sinfo -h -N -n "$1" -o '%T' 2>/dev/null | head -n 1; }
+node_ready() { [[ "$(node_state "$1")" =~ ^(idle|mixed|allocated|completing)$ ]]; }
 t0=${SECONDS}
-until node_ready; do
-    # A node drained or down from an earlier run (e.g. a changed config) is put back into service.
-    if [[ "$(node_state)" =~ ^(drained|draining|down|drain|down\*)$ ]]; then
-        scontrol update nodename="${NODE}" state=resume >/dev/null 2>&1 || true
-    fi
-    if ((SECONDS - t0 >= WAIT_S)); then
-        scontrol show node "${NODE}" >&2 || true
-        show_log "${LOG_DIR}/slurmd.log"
-        show_log "${LOG_DIR}/slurmctld.log"
-        die "node ${NODE} not idle after ${WAIT_S} s (state: $(node_state))"
-    fi
-    sleep 0.5
+for name in "${NODE_NAMES[@]}"; do
+    until node_ready "${name}"; do
+        # A node drained or down from an earlier run (e.g. a changed config) is put back into service.
+        if [[ "$(node_state "${name}")" =~ ^(drained|draining|down|drain|down\*)$ ]]; then
+            scontrol update nodename="${name}" state=resume >/dev/null 2>&1 || true
+        fi
+        if ((SECONDS - t0 >= WAIT_S)); then
+            scontrol show node "${name}" >&2 || true
+            show_log "${LOG_DIR}/slurmd-${name}.log"
+            show_log "${LOG_DIR}/slurmctld.log"
+            die "node ${name} not idle after ${WAIT_S} s (state: $(node_state "${name}"))"
+        fi
+        sleep 0.5
+    done
 done
 wait_for "${WAIT_S}" sacct -n -X -S now-1hours || { show_log "${LOG_DIR}/slurmdbd.log"; die "sacct does not answer"; }
 
-log "cluster '${CLUSTER}' ready in $((SECONDS - START_TS)) s: partition ${PARTITION}, node ${NODE} $(node_state)"
+log "cluster '${CLUSTER}' ready in $((SECONDS - START_TS)) s: partition ${PARTITION}, node(s) ${NODE_NAMES[*]}"
 sinfo -o '%P %a %l %D %T %N %c %m %G'

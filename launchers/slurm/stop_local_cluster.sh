@@ -3,11 +3,23 @@
 # and munged, in that order (the reverse of start). Configs, job state and the accounting database are
 # kept, so setup_local_cluster.sh brings the same cluster back. Safe to run when nothing is running.
 #
-# Usage: sudo launchers/slurm/stop_local_cluster.sh [--quiet]
+# With --network it also removes the namespaces and bridge of a --nodes N cluster (openrs-n<i>, openrs-br0).
+#
+# Usage: sudo launchers/slurm/stop_local_cluster.sh [--quiet] [--network]
 set -euo pipefail
 
 quiet=0
-[[ ${1:-} == --quiet ]] && quiet=1
+network=0
+for arg in "$@"; do
+    case ${arg} in
+    --quiet) quiet=1 ;;
+    --network) network=1 ;;
+    *)
+        echo "[slurm-stop] ERROR: unknown argument ${arg} (valid: --quiet, --network)" >&2
+        exit 2
+        ;;
+    esac
+done
 say() { ((quiet)) || printf '[slurm-stop] %s\n' "$*"; }
 
 if [[ ${EUID} -ne 0 ]]; then
@@ -32,7 +44,9 @@ stop_daemon() {
     return 0
 }
 
+# Every node's slurmd (one per node of a --nodes N cluster, each with its own pid file).
 stop_daemon slurmd /usr/sbin/slurmd /run/slurm/slurmd.pid
+rm -f /run/slurm/slurmd-*.pid
 stop_daemon slurmctld /usr/sbin/slurmctld /run/slurm/slurmctld.pid
 stop_daemon slurmdbd /usr/sbin/slurmdbd /run/slurm/slurmdbd.pid
 
@@ -50,4 +64,11 @@ start-stop-daemon --stop --quiet --name mysqld_safe --retry TERM/5/KILL/5 >/dev/
 stop_daemon mariadbd /usr/sbin/mariadbd /run/mysqld/mysqld.pid
 
 stop_daemon munged /usr/sbin/munged /run/munge/munged.pid
+
+if ((network)); then
+    for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^openrs-n[0-9]+$/ {print $1}'); do
+        ip netns delete "${ns}" && say "removed namespace ${ns}"
+    done
+    if ip link show openrs-br0 >/dev/null 2>&1; then ip link delete openrs-br0 && say "removed bridge openrs-br0"; fi
+fi
 exit 0

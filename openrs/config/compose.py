@@ -93,11 +93,12 @@ def validate_run(cfg: RunConfig) -> None:
             "vLLM would cut completions short; set it to null (derived) or >= " + str(needed)
         )
     steps = g.steps_per_generation or hw.gradient_accumulation_steps
-    batch = hw.per_device_train_batch_size * hw.num_processes * steps
+    batch = hw.per_device_train_batch_size * hw.world_size * steps
     if batch % g.num_generations:
+        ranks = f"num_processes={hw.num_processes}" if hw.nodes == 1 else f"{hw.world_size} ranks on {hw.nodes} nodes"
         raise UsageError(
             f"a generation batch of {batch} completions (hardware.per_device_train_batch_size="
-            f"{hw.per_device_train_batch_size} x num_processes={hw.num_processes} x grpo.steps_per_generation={steps}) "
+            f"{hw.per_device_train_batch_size} x {ranks} x grpo.steps_per_generation={steps}) "
             f"does not split into groups of grpo.num_generations={g.num_generations}: make it a multiple"
         )
     if "temperature" in g.generation_kwargs:

@@ -139,6 +139,7 @@ class OptimizerConfig:
 class HardwareConfig:
     name: str = MISSING
     gpu_type: str = "A40"
+    nodes: int = 1  # nodes one run spans (SLURM); node 0 also runs the vLLM server
     num_gpus: int = 4
     num_processes: int = 3
     price_per_gpu_hour: float = 0.44
@@ -167,7 +168,7 @@ class HardwareConfig:
     cpu_threads: int | None = None  # torch threads per rank; None: $OMP_NUM_THREADS, else this job's share
 
     def __post_init__(self) -> None:
-        for name in ("num_processes", "per_device_train_batch_size", "gradient_accumulation_steps"):
+        for name in ("nodes", "num_processes", "per_device_train_batch_size", "gradient_accumulation_steps"):
             require(f"hardware.{name}", getattr(self, name), lambda v: v >= 1, ">= 1")
         for name in ("num_gpus", "vllm_gpus", "dataloader_num_workers", "price_per_gpu_hour"):
             require(f"hardware.{name}", getattr(self, name), lambda v: v >= 0, ">= 0")
@@ -192,6 +193,16 @@ class HardwareConfig:
             lambda v: v >= 1,
             ">= 1, or null for this job's share of the cores",
         )
+
+    def ranks_on_node(self, node: int) -> int:
+        """Training ranks on ``node``: node 0 leaves ``vllm_gpus`` to the vLLM server, the others train on them too."""
+        server_gpus = self.vllm_gpus if self.use_vllm and VllmMode(self.vllm_mode) is VllmMode.server else 0
+        return self.num_processes + (server_gpus if node > 0 and not self.use_cpu else 0)
+
+    @property
+    def world_size(self) -> int:
+        """Training ranks over all the run's nodes."""
+        return sum(self.ranks_on_node(node) for node in range(self.nodes))
 
 
 @dataclass

@@ -31,7 +31,8 @@ def gpu_run(args: argparse.Namespace) -> int:
     from openrs.gpu_check.markdown import markdown
     from openrs.gpu_check.report import Check, CheckResult, console
     from openrs.records import metrics_log
-    from openrs.runtime.launch import launch, make_plan, visible_gpus
+    from openrs.runtime.launch import launch
+    from openrs.runtime.placement import make_plan, visible_gpus
     from openrs.training.warmstart import prepare_model
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -6,6 +6,7 @@ Written once per start into ``provenance.json`` (atomically), with what the trai
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -92,6 +93,7 @@ def write_provenance(run_dir: Path, hardware: Any, extra: dict[str, Any] | None 
         "hardware_preset": hardware,
         "hardware": hardware_facts(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "nodes": json.loads(os.environ.get("OPENRS_RUN_NODES", "null")),  # a run across nodes: hosts and ranks
         **(extra or {}),
     }
     write_json_atomic(RunDir(run_dir).provenance, record)

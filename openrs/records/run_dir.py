@@ -6,6 +6,7 @@
       .hydra/            config.yaml, hydra.yaml, overrides.yaml (Hydra's own)
       .lock              held by the run's processes while they live (openrs.runtime.run_lock)
       .launch/           the ranks' config.yaml, the preemption stop file, rank-<r>.json reports,
+                         start.json (a run across nodes: node 0's word that the others may start),
                          vllm-weights/ (CPU vLLM runs: the weights handed to the server)
       provenance.json    versions, commit, command, hardware, the GRPOConfig TRL trained with, ...
       starts.jsonl       one line per start (resume point, SLURM job)
@@ -66,6 +67,11 @@ class RunDir:
     @property
     def stop_file(self) -> Path:
         return self.launch / "stop"
+
+    @property
+    def start_file(self) -> Path:
+        """Node 0 of a run across nodes writes here that the run dir is ready and where rank 0 listens."""
+        return self.launch / "start.json"
 
     def rank_report(self, rank: int) -> Path:
         return self.launch / f"rank-{rank}.json"

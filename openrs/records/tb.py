@@ -114,7 +114,7 @@ def build_monitoring(
     """Observed reward functions and the callbacks (bind the TensorBoardRecords one to the trainer after)."""
     d, hw = cfg.diagnostics, cfg.hardware
     observer = RewardObserver(
-        cfg.grpo.max_completion_length, d.drift_min_letters, d.text, hw.num_gpus, hw.price_per_gpu_hour
+        cfg.grpo.max_completion_length, d.drift_min_letters, d.text, hw.num_gpus * hw.nodes, hw.price_per_gpu_hour
     )
     funcs = observer.wrap(reward_funcs)
     records = TensorBoardRecords(

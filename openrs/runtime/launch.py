@@ -1,11 +1,12 @@
 """Start a run's processes from the one entry point: in-process, or N ranks plus TRL's vLLM server.
 
 One launcher process per node (the Hydra job, or the one SLURM task submitit runs) owns the node: it
-splits the visible GPUs between ``trl vllm-serve`` and the training ranks, picks the job's free ports,
-starts the server (openrs.runtime.vllm_server) and waits until it answers, spawns the ranks with the torch
-distributed environment (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT), supervises ranks and server
-together (either failing ends the run), and stops the server at the end. The same code runs ranks on CPU
-with gloo, which is how it is tested. See docs/ARCHITECTURE.md ("Launch") for why.
+splits the visible GPUs between ``trl vllm-serve`` and the training ranks (openrs.runtime.placement), picks the
+job's free ports, starts the server (openrs.runtime.vllm_server) and waits until it answers, spawns the ranks with
+the torch distributed environment (openrs.runtime.ranks), supervises ranks and server together (either failing ends
+the run), and stops the server at the end. In a run across nodes node 0 does all that once and the other nodes'
+launchers follow it (openrs.runtime.nodes). The same code runs ranks on CPU with gloo, which is how it is tested.
+See docs/ARCHITECTURE.md ("Launch") for why.
 """
 
 from __future__ import annotations
@@ -13,144 +14,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from openrs.config import HardwareConfig, RunConfig, VllmMode
-from openrs.errors import RunError, UsageError
-from openrs.procpool.procs import cpu_share, die_with_parent, ignore_stop_signals
+from openrs.config import HardwareConfig, RunConfig
+from openrs.errors import RunError
 from openrs.records.run_dir import RunDir
-from openrs.runtime.vllm_server import (
-    ServerStartStopped,
-    VllmServer,
-    free_port,
-    no_proxy_env,
-    server_failure,
-    server_for,
-)
+from openrs.runtime.nodes import announce_start, wait_for_files, wait_for_start
+from openrs.runtime.placement import LaunchPlan, node_plan
+from openrs.runtime.ranks import spawn_ranks, supervise
+from openrs.runtime.vllm_server import ServerStartStopped, VllmServer, free_port, server_failure, server_for
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LaunchPlan:
-    """Who runs where on this node."""
-
-    num_ranks: int
-    train_devices: tuple[str, ...]  # CUDA_VISIBLE_DEVICES of the ranks (empty on CPU)
-    vllm_devices: tuple[str, ...]  # CUDA_VISIBLE_DEVICES of the vLLM server (empty: none, or a CPU server)
-    backend: str  # torch.distributed backend of the ranks
-    distributed: bool = False  # the ranks need a torch distributed environment even alone (DeepSpeed)
-    server: bool = False  # a vLLM server runs beside the ranks (on vllm_devices, or on CPU cores)
-
-    @property
-    def in_process(self) -> bool:
-        """One rank, no server and nothing that needs torch distributed: train in this process."""
-        return self.num_ranks == 1 and not self.server and not self.distributed
-
-
-def visible_gpus() -> list[str]:
-    """GPU ids this process may use: CUDA_VISIBLE_DEVICES (as SLURM sets it), else what torch counts."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
-    try:
-        import torch
-
-        return [str(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # noqa: BLE001 - no usable CUDA means no GPUs
-        return []
-
-
-def make_plan(hw: HardwareConfig, gpus: list[str]) -> LaunchPlan:
-    """Split the node's GPUs: the first ``num_processes`` train, the next ``vllm_gpus`` serve vLLM.
-
-    ``hw`` was checked with the run config (openrs.config.validate_hardware); this only adds what needs the node.
-    """
-    distributed = bool(hw.deepspeed)  # DeepSpeed initialises torch distributed, even for one rank
-    server = hw.use_vllm and VllmMode(hw.vllm_mode) is VllmMode.server
-    if hw.use_cpu:
-        return LaunchPlan(hw.num_processes, (), (), hw.ddp_backend or "gloo", distributed, server)
-    need = hw.num_processes + (hw.vllm_gpus if server else 0)
-    if len(gpus) < need:
-        raise UsageError(
-            f"hardware={hw.name} needs {need} GPUs (num_processes={hw.num_processes}"
-            f"{f' + vllm_gpus={hw.vllm_gpus}' if server else ''}), but {len(gpus)} are visible here "
-            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}). To run it on a GPU node, submit it: "
-            "add -m hydra/launcher=submitit_slurm (README: Run on SLURM); to try openrs on this machine: make demo, or "
-            "hardware=cpu"
-        )
-    if len(gpus) > need:
-        log.warning("hardware=%s uses %d of the %d visible GPUs", hw.name, need, len(gpus))
-    train = tuple(gpus[: hw.num_processes])
-    vllm = tuple(gpus[hw.num_processes : need]) if server else ()
-    return LaunchPlan(hw.num_processes, train, vllm, hw.ddp_backend or "nccl", distributed, server)
-
-
-def node_plan(hw: HardwareConfig) -> LaunchPlan:
-    """The plan for this machine's visible GPUs (none are looked for on CPU)."""
-    return make_plan(hw, [] if hw.use_cpu else visible_gpus())
-
-
-def rank_env(
-    plan: LaunchPlan, rank: int, master_port: int, stop_file: Path, server_host: str = "127.0.0.1"
-) -> dict[str, str]:
-    """The torch distributed environment of one rank on this node (what torchrun would set), and a direct route to
-    the job's vLLM server whatever HTTP proxy the environment names."""
-    env = no_proxy_env(dict(os.environ), server_host)
-    env.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(plan.num_ranks),
-        LOCAL_WORLD_SIZE=str(plan.num_ranks),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(master_port),
-        OPENRS_STOP_FILE=str(stop_file),
-    )
-    env.pop("SUBMITIT_FOLDER", None)  # a rank is not the submitit task: it must not requeue the job
-    env.setdefault("PYTHONUNBUFFERED", "1")  # rank logs reach the job's log as they happen
-    # N ranks must not each take every core: each gets its share of this job's CPUs (a user's value wins).
-    env.setdefault("OMP_NUM_THREADS", str(cpu_share(plan.num_ranks)))
-    if plan.train_devices:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(plan.train_devices)
-    if plan.server and not plan.vllm_devices:
-        # A vLLM server on the same cores: idle OpenMP threads sleep instead of spinning, on both sides (the smoke
-        # run's steps took 2.2x as long with them spinning, measured on 2 cores).
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return env
-
-
-def rank_command(config_path: Path, run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "openrs.runtime.worker", str(config_path), str(run_dir)]
-
-
-def _child_setup() -> None:
-    """In a rank: leave TERM/USR2 to the launcher, and die with it."""
-    ignore_stop_signals()
-    die_with_parent()
-
-
-def _supervise(procs: list[subprocess.Popen], server: VllmServer | None = None, poll_s: float = 0.5) -> list[int]:
-    """Wait for all ranks; if one fails or the server exits, kill the others (they would hang in a collective)."""
-    while True:
-        codes = [p.poll() for p in procs]
-        server_died = server is not None and server.exit_code() is not None
-        if server_died or any(c not in (None, 0) for c in codes):
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-            return [p.wait() for p in procs]
-        if all(c == 0 for c in codes):
-            return [0] * len(procs)
-        time.sleep(poll_s)
 
 
 def pick_ports(hw: HardwareConfig, server: bool) -> HardwareConfig:
@@ -174,8 +52,9 @@ def _prepare_run_dir(run_dir: Path) -> None:
     resume.discard_incomplete(RunDir(run_dir).checkpoints)  # before any rank looks for a checkpoint
 
 
-def _check_reports(run_dir: RunDir, num_ranks: int) -> None:
-    """The ranks' final reports must agree on the weights."""
+def _check_reports(run_dir: RunDir, num_ranks: int, timeout_s: float = 0) -> None:
+    """The ranks' final reports (the other nodes' too, waited for up to ``timeout_s``) must agree on the weights."""
+    wait_for_files([run_dir.rank_report(r) for r in range(num_ranks)], timeout_s, "the ranks' final reports")
     reports = [json.loads(run_dir.rank_report(r).read_text()) for r in range(num_ranks)]
     if len({r["weights_digest"] for r in reports}) != 1:
         raise RuntimeError(f"ranks disagree on the final weights: {[r['weights_digest'][:12] for r in reports]}")
@@ -210,21 +89,34 @@ def _train_beside(
     server: VllmServer | None, cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[int, ...]
 ) -> list[int]:
     """The ranks, spawned beside a running server (or none) and supervised; their exit codes."""
-    paths = RunDir(run_dir)
     log.info("starting %d ranks (%s backend) in %s", plan.num_ranks, plan.backend, run_dir)
-    procs = [
-        subprocess.Popen(
-            rank_command(paths.rank_config, run_dir),
-            env=rank_env(plan, r, cfg.hardware.master_port, paths.stop_file, cfg.hardware.vllm_server_host),
-            preexec_fn=_child_setup,
-            pass_fds=keep_open,
-        )
-        for r in range(plan.num_ranks)
-    ]
-    codes = _supervise(procs, server)
+    hw = cfg.hardware
+    if plan.node.count > 1:  # the other nodes start their ranks now (the server is up)
+        announce_start(RunDir(run_dir), plan.node, master_port=hw.master_port)
+    procs = spawn_ranks(plan, run_dir, hw.master_port, hw.vllm_server_host, keep_open)
+    codes = supervise(procs, server)
     if server is not None and server.exit_code() is not None:
         raise server_failure(server, run_dir)
     return codes
+
+
+def follow_node_zero(cfg: RunConfig, run_dir: Path, plan: LaunchPlan) -> dict[str, Any]:
+    """A node other than 0: wait for node 0's start, run this node's ranks on its config, leave preemption to it."""
+    from openrs.training.warmstart import prepare_model
+
+    paths, node = RunDir(run_dir), plan.node
+    start = wait_for_start(paths, node, cfg.hardware.vllm_server_timeout_s + 600)
+    if start.get("done"):
+        return {"node": node.index, "done": True}
+    prepare_model(cfg.model)  # nothing to do where node 0's model cache is shared
+    relay = _relay_preemption(paths.stop_file)
+    log.info("node %d: starting ranks %d-%d", node.index, plan.first_rank, plan.first_rank + plan.num_ranks - 1)
+    codes = supervise(spawn_ranks(plan, run_dir, start["master_port"], cfg.hardware.vllm_server_host))
+    if any(codes):
+        raise RunError(f"node {node.index}: training ranks failed with exit codes {codes} (their errors are above)")
+    if relay.requested:
+        relay.hand_over(exit_code=0)  # node 0 checkpoints and requeues; this node leaves cleanly
+    return {"node": node.index}
 
 
 def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[int, ...] = ()) -> dict[str, Any]:
@@ -250,7 +142,7 @@ def run_ranks(cfg: RunConfig, run_dir: Path, plan: LaunchPlan, keep_open: tuple[
         raise RunError(f"training ranks failed with exit codes {codes}; their errors are in the log above ({run_dir})")
     if relay.requested:
         relay.hand_over()
-    _check_reports(paths, plan.num_ranks)
+    _check_reports(paths, plan.ranks_in_run, timeout_s=120 if plan.node.count > 1 else 0)
     return json.loads(paths.summary.read_text())
 
 
@@ -270,8 +162,8 @@ def launch(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
 
     run_dir = Path(run_dir)
     plan = node_plan(cfg.hardware)
-    if os.environ.get("SLURM_NNODES", "1") != "1":
-        raise RuntimeError("one node per run: set hydra.launcher.nodes=1 (multi-node runs are not supported yet)")
+    if not plan.node.first:  # node 0 holds the lock and prepares the run dir for all nodes
+        return follow_node_zero(cfg, run_dir, plan)
     with RunLock(run_dir) as lock:
         done = resume.finished_summary(run_dir, cfg.grpo.max_steps)
         if done is not None:
@@ -280,6 +172,8 @@ def launch(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
                 "Start it with a larger grpo.max_steps to train further.",
                 flush=True,
             )
+            if plan.node.count > 1:
+                announce_start(RunDir(run_dir), plan.node, done=True)
             return done
         lock.record()
         # What can be refused is refused here, before minutes of model building: the precision settings (half-precision

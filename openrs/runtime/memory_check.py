@@ -16,7 +16,7 @@ from openrs.config.memory import HEADROOM, Layout, MemoryPlan, ModelShape, plan_
 from openrs.errors import UsageError
 
 if TYPE_CHECKING:
-    from openrs.runtime.launch import LaunchPlan
+    from openrs.runtime.placement import LaunchPlan
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def layout_of(cfg: RunConfig) -> Layout:
     ds = read_deepspeed_config(cfg) or {}
     bucket = ds.get("zero_optimization", {}).get("reduce_bucket_size", 500_000_000)
     return Layout(
-        ranks=hw.num_processes,
+        ranks=hw.world_size,  # ZeRO partitions over every node's ranks
         deepspeed=bool(hw.deepspeed),
         offload_optimizer=offloads_optimizer(cfg),
         reduce_bucket=int(bucket) if isinstance(bucket, (int, float)) else 500_000_000,  # "auto": DeepSpeed's default

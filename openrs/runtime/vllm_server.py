@@ -92,7 +92,7 @@ def server_env(cfg: RunConfig, devices: tuple[str, ...]) -> dict[str, str]:
     if cfg.hardware.use_cpu:
         # vLLM's CPU backend reads gpu_memory_utilization as a share of the host's memory; a fixed KV cache instead.
         env["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.hardware.vllm_cpu_kv_cache_gb)
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # it shares the cores with the ranks (launch.rank_env)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # it shares the cores with the ranks (ranks.rank_env)
     env["PYTHONPATH"] = os.pathsep.join([str(SIGTERM_GUARD), *filter(None, [env.get("PYTHONPATH")])])
     return no_proxy_env(env, cfg.hardware.vllm_server_host)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ def main(argv: list[str]) -> int:
         RunDir(run_dir).rank_report(rank),
         {
             "rank": rank,
+            "host": socket.gethostname(),
             "world_size": int(os.environ.get("WORLD_SIZE", "1")),
             "global_step": trainer.state.global_step,
             "preempted": bool(summary.get("preempted")),

@@ -67,11 +67,15 @@ class PreemptSignal:
         signal.signal(self.signum, handler)
         return True
 
-    def hand_over(self) -> None:
-        """After the preemption signal, run the chained handler (submitit: requeue and exit); otherwise exit."""
+    def hand_over(self, exit_code: int = 1) -> None:
+        """After the preemption signal, run the chained handler (submitit: requeue and exit); otherwise exit.
+
+        Submitit requeues from its first task only (its handler returns on the others): a run's other nodes pass
+        ``exit_code=0``, so that srun's ``--kill-on-bad-exit`` does not end node 0 before it has requeued.
+        """
         if self.received == self.signum and self.chained is not None:
             self.chained(self.signum, None)
-        raise SystemExit(1)
+        raise SystemExit(exit_code)
 
 
 class PreemptionCallback(TrainerCallback):
