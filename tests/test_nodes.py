@@ -102,6 +102,7 @@ def test_two_launchers_on_this_machine_train_one_run(tmp_path):
     outs = [p.communicate(timeout=900)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert "openrs: done, 4 steps" in outs[1] and "openrs: done" not in outs[0]  # node 0 reports
+    assert "hardware cpu (4 ranks on 2 nodes)" in outs[1]
     reports = [json.loads(RunDir(run_dir).rank_report(r).read_text()) for r in range(4)]
     assert {r["world_size"] for r in reports} == {4} and len({r["weights_digest"] for r in reports}) == 1
     assert [r["step"] for r in read_metrics(run_dir) if "reward" in r] == [1, 2, 3, 4]

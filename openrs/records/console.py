@@ -26,7 +26,9 @@ def header(cfg: RunConfig, run_dir: Path) -> str:
     source = value_of(cfg.dataset.source)
     data = cfg.dataset.path or source
     terms = " + ".join(f"{name} x{t.weight:g}" for name, t in cfg.reward.terms.items())
-    ranks = f"{hw.num_processes} rank{'s' if hw.num_processes != 1 else ''}"
+    ranks = f"{hw.world_size} rank{'s' if hw.world_size != 1 else ''}" + (
+        f" on {hw.nodes} nodes" if hw.nodes > 1 else ""
+    )
     vllm = f", vLLM {value_of(hw.vllm_mode)}" if hw.use_vllm else ""
     steps = f"{g.max_steps} steps" if g.max_steps > 0 else f"{g.num_train_epochs:g} epochs"
     return (
