@@ -108,3 +108,12 @@ def test_two_launchers_on_this_machine_train_one_run(tmp_path):
     assert [r["step"] for r in read_metrics(run_dir) if "reward" in r] == [1, 2, 3, 4]
     nodes = json.loads(RunDir(run_dir).provenance.read_text())["nodes"]
     assert nodes == [{"host": "127.0.0.1", "ranks": [0, 1]}, {"host": "localhost", "ranks": [2, 3]}]
+
+
+def test_cost_counts_every_nodes_gpus(tmp_path):
+    from openrs.records.tb import build_monitoring
+
+    for nodes in (1, 2):
+        cfg = to_run_config(compose(["experiment=rs3", f"hardware.nodes={nodes}"]))
+        _, (observer, _) = build_monitoring(cfg, tmp_path, [])
+        assert observer.num_gpus == 4 * nodes
