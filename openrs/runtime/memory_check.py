@@ -50,12 +50,13 @@ def layout_of(cfg: RunConfig) -> Layout:
 
     hw = cfg.hardware
     ds = read_deepspeed_config(cfg) or {}
-    bucket = ds.get("zero_optimization", {}).get("reduce_bucket_size", 500_000_000)
+    default_bucket = Layout.reduce_bucket  # DeepSpeed's own default, written once in openrs.config.memory
+    bucket = ds.get("zero_optimization", {}).get("reduce_bucket_size", default_bucket)
     return Layout(
         ranks=hw.world_size,  # ZeRO partitions over every node's ranks
         deepspeed=bool(hw.deepspeed),
         offload_optimizer=offloads_optimizer(cfg),
-        reduce_bucket=int(bucket) if isinstance(bucket, (int, float)) else 500_000_000,  # "auto": DeepSpeed's default
+        reduce_bucket=int(bucket) if isinstance(bucket, (int, float)) else default_bucket,  # "auto": the default
         lora=cfg.peft.enabled,
         reference_model=cfg.grpo.beta > 0 and not cfg.peft.enabled,
         vllm_share=hw.vllm_gpu_memory_utilization

@@ -65,11 +65,11 @@ def make_plan(hw: HardwareConfig, gpus: list[str], node: Node | None = None) -> 
     distributed = bool(hw.deepspeed) or node.count > 1  # DeepSpeed initialises torch distributed, even for one rank
     server = hw.use_vllm and VllmMode(hw.vllm_mode) is VllmMode.server and node.first
     ranks = hw.ranks_on_node(node.index)
-    layout = tuple(
-        (host, tuple(range(rank_offset(hw, Node(i)), rank_offset(hw, Node(i)) + hw.ranks_on_node(i))))
-        for i, host in enumerate(node.hosts)
-    )
-    where = {"node": node, "world_size": hw.world_size, "first_rank": rank_offset(hw, node), "layout": layout}
+    layout, first = [], 0  # each node's host and global ranks, in node order
+    for i, host in enumerate(node.hosts):
+        layout.append((host, tuple(range(first, first + hw.ranks_on_node(i)))))
+        first += hw.ranks_on_node(i)
+    where = {"node": node, "world_size": hw.world_size, "first_rank": rank_offset(hw, node), "layout": tuple(layout)}
     if hw.use_cpu:
         return LaunchPlan(ranks, (), (), hw.ddp_backend or "gloo", distributed, server, **where)
     need = ranks + (hw.vllm_gpus if server else 0)
